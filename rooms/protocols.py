@@ -1,0 +1,102 @@
+"""The boundaries of the room layer: storage, fan-out to other nodes, peers.
+
+Rooms talk to the outside only through these `Protocol`s, so a store adapter
+(memory, SQLite, PostgreSQL) or a bus adapter (local, Redis) plugs in without
+touching room code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class StoreError(Exception):
+    """A store could not do what was asked (driver error, outage, corrupt data).
+
+    Adapters translate their driver's exceptions into this one at the boundary,
+    so callers never see sqlite3/asyncpg errors and never mistake an outage for
+    "room not found".
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    """What `Store.list_rooms` reports about one stored room."""
+
+    name: str
+    size_bytes: int  # snapshot plus log, as stored
+    updates: int  # log entries after the snapshot
+    last_change: float  # Unix time of the latest append or compaction
+
+
+class Store(Protocol):
+    """Durable home of every room's Yjs updates.
+
+    Updates are stored as the binary Yjs v1 updates they are and applied in
+    order; applying one twice is harmless (Yjs updates are idempotent), which
+    is what makes concurrent writers and retries safe.
+    """
+
+    async def load(self, room: str) -> list[bytes]:
+        """All stored updates of `room`, snapshot first, in per-room order.
+
+        An unknown room gives `[]`. Raise `StoreError` when the store cannot
+        answer: never report an outage as an empty room.
+        """
+        ...
+
+    async def append(self, batch: Sequence[tuple[str, bytes]]) -> None:
+        """Durably store `(room, update)` pairs in one transaction (group commit).
+
+        Returns once committed. On failure raise `StoreError` and store nothing
+        of the batch, so the caller can retry the whole batch.
+        """
+        ...
+
+    async def compact(self, room: str) -> None:
+        """Merge the room's snapshot and log into one snapshot, atomically."""
+        ...
+
+    async def delete(self, room: str) -> None:
+        """Remove the room and everything stored of it."""
+        ...
+
+    async def list_rooms(self) -> list[RoomInfo]:
+        """Every stored room with its size and last-change time."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and files; the store is unusable afterwards."""
+        ...
+
+
+class Peer(Protocol):
+    """One connected client, as a room sees it.
+
+    `send` only enqueues: it never blocks and never raises because of one slow
+    or broken client (the transport closes such a client itself).
+    """
+
+    def send(self, frame: bytes) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+BusHandler = Callable[[str, str, bytes], None]
+"""Called with (room, kind, payload) for each message from another node."""
+
+
+class Bus(Protocol):
+    """Fan-out of a room's updates and awareness changes to other nodes."""
+
+    async def subscribe(self, room: str, handler: BusHandler) -> None: ...
+
+    async def unsubscribe(self, room: str) -> None: ...
+
+    def publish(self, room: str, kind: str, payload: bytes) -> None:
+        """Send to the other nodes holding `room`; never blocks."""
+        ...
+
+    async def close(self) -> None: ...
