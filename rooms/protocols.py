@@ -100,3 +100,15 @@ class Bus(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class UpdateLog(Protocol):
+    """Group-committing writer in front of a `Store` (see ysync.persistence)."""
+
+    def append(self, room: str, update: bytes) -> None:
+        """Queue an update; it is committed within the flush window. Never blocks."""
+        ...
+
+    async def flush(self) -> None:
+        """Return once everything queued so far is committed."""
+        ...

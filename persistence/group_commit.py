@@ -1,0 +1,68 @@
+"""Group commit: many rooms' updates, one store transaction per flush window.
+
+Updates are queued synchronously from the broadcast path (so persistence adds
+no latency to fan-out) and written in one `Store.append` per batch. A batch
+that fails is retried, whole and in order, with capped exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ysync.rooms.protocols import Store, StoreError
+
+log = logging.getLogger("ysync.persistence")
+
+
+class GroupCommit:
+    """An `UpdateLog`: call `append` freely, run `run()` in a task, `flush()` to wait."""
+
+    def __init__(self, store: Store, flush_window: float = 0.05, max_backoff: float = 5.0) -> None:
+        self.store = store
+        self.flush_window = flush_window
+        self.max_backoff = max_backoff
+        self.pending_bytes = 0
+        self.healthy = True  # False while the store refuses writes
+        self._pending: list[tuple[str, bytes]] = []
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def append(self, room: str, update: bytes) -> None:
+        self._pending.append((room, update))
+        self.pending_bytes += len(update)
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def flush(self) -> None:
+        await self._idle.wait()
+
+    async def run(self) -> None:
+        """Forever: wait for updates, gather them for one window, commit them."""
+        while True:
+            await self._wakeup.wait()
+            await asyncio.sleep(self.flush_window)
+            self._wakeup.clear()
+            batch, self._pending = self._pending, []
+            await self._commit(batch)
+            self.pending_bytes -= sum(len(update) for _, update in batch)
+            if not self._pending:
+                self._idle.set()
+
+    async def _commit(self, batch: list[tuple[str, bytes]]) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                await self.store.append(batch)
+            except StoreError as exc:
+                if self.healthy:
+                    log.error("store write failed, retrying: %s", exc)
+                self.healthy = False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            if not self.healthy:
+                log.warning("store writes recovered")
+            self.healthy = True
+            return

@@ -1,0 +1,169 @@
+"""The rooms loaded on this node: load once, wire to store and bus, unload after a grace.
+
+The only async part of the room layer. Call `acquire(name)` when a client
+joins (concurrent callers share one load), `release(name)` when it leaves, and
+run `sweep_awareness()` in the app's task group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+
+from ysync.rooms import codec
+from ysync.rooms.hooks import Hooks
+from ysync.rooms.protocols import Bus, Store, UpdateLog
+from ysync.rooms.room import Origin, Room, Source
+
+log = logging.getLogger("ysync.registry")
+
+
+def origin_label(origin: Origin) -> str:
+    """"client", "bus" or "server"/"store": what hooks and metrics see."""
+    return origin.value if isinstance(origin, Source) else "client"
+
+
+class RoomRegistry:
+    def __init__(
+        self,
+        store: Store,
+        update_log: UpdateLog,
+        bus: Bus,
+        hooks: Hooks | None = None,
+        *,
+        unload_grace: float = 10.0,
+        awareness_timeout: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.update_log = update_log
+        self.bus = bus
+        self.hooks = hooks or Hooks()
+        self.unload_grace = unload_grace
+        self.awareness_timeout = awareness_timeout
+        self.rooms: dict[str, Room] = {}
+        self._loading: dict[str, asyncio.Task[Room]] = {}
+        self._unload_timers: dict[str, asyncio.TimerHandle] = {}
+        self._unloading: set[asyncio.Task[None]] = set()
+
+    async def acquire(self, name: str) -> Room:
+        """The loaded room `name`, loading it first if needed (once, however
+        many clients join at the same moment). Raises `StoreError` if the store
+        cannot load it."""
+        room = self.rooms.get(name)
+        if room is None:
+            task = self._loading.get(name)
+            if task is None:
+                task = asyncio.create_task(self._load(name), name=f"load {name}")
+                self._loading[name] = task
+                task.add_done_callback(lambda t: self._loading.pop(name, None))
+            # shield: one client giving up must not cancel the load for the others.
+            room = await asyncio.shield(task)
+        timer = self._unload_timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+        return room
+
+    def release(self, name: str) -> None:
+        """A client left `name`; unload the room after the grace if nobody is left."""
+        room = self.rooms.get(name)
+        if room is None or not room.is_empty or name in self._unload_timers:
+            return
+        loop = asyncio.get_running_loop()
+        self._unload_timers[name] = loop.call_later(self.unload_grace, self._start_unload, name)
+
+    async def close(self) -> None:
+        """Unload every room (committing all their updates). Call at shutdown."""
+        for timer in self._unload_timers.values():
+            timer.cancel()
+        self._unload_timers.clear()
+        await asyncio.gather(*(self._unload(name, force=True) for name in list(self.rooms)))
+        if self._unloading:
+            await asyncio.gather(*self._unloading)
+
+    async def sweep_awareness(self, interval: float = 3.0) -> None:
+        """Forever: expire awareness states not renewed within the timeout."""
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for room in list(self.rooms.values()):
+                room.expire_awareness(now)
+
+    # -- internals -------------------------------------------------------------------
+
+    async def _load(self, name: str) -> Room:
+        # Updates of a previous incarnation of this room may still be queued.
+        await self.update_log.flush()
+        updates = await self.store.load(name)
+        room = Room(name, awareness_timeout=self.awareness_timeout)
+        try:
+            room.load(updates)
+        except codec.ProtocolError:
+            log.exception("stored update rejected; loading the rest", extra={"room": name})
+        room.update_listeners.append(self._on_update)
+        room.awareness_listeners.append(self._on_awareness)
+        await self.hooks.load_document(name, room.doc)
+        await self.bus.subscribe(name, self._on_bus_message)
+        self.rooms[name] = room
+        log.debug("room loaded", extra={"room": name, "updates": len(updates)})
+        return room
+
+    def _start_unload(self, name: str) -> None:
+        self._unload_timers.pop(name, None)
+        room = self.rooms.get(name)
+        if room is not None and room.is_empty:
+            self._track(self._unload(name))
+
+    def _track(self, coro: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._unloading.add(task)
+        task.add_done_callback(self._unloading.discard)
+
+    async def _unload(self, name: str, *, force: bool = False) -> None:
+        # Popped before the first await: a client joining from now on loads a
+        # fresh room, whose load first waits for this room's updates to be flushed.
+        room = self.rooms.get(name)
+        if room is None or not (room.is_empty or force):
+            return  # someone joined between the timer and this task
+        del self.rooms[name]
+        room.close()
+        try:
+            await self.bus.unsubscribe(name)
+            await self.update_log.flush()
+            await self.hooks.store_document(name, room.doc)
+        except Exception:
+            log.exception("error while unloading room", extra={"room": name})
+        log.debug("room unloaded", extra={"room": name})
+
+    def _on_update(self, room: Room, update: bytes, origin: Origin) -> None:
+        if origin is Source.STORE:
+            return
+        if origin is not Source.BUS:
+            # The node that accepted an update persists and publishes it.
+            self.update_log.append(room.name, update)
+            self.bus.publish(room.name, "update", update)
+        try:
+            self.hooks.on_change(room.name, update, origin_label(origin))
+        except Exception:
+            log.exception("on_change hook failed", extra={"room": room.name})
+
+    def _on_awareness(
+        self, room: Room, entries: list[codec.AwarenessEntry], origin: Origin
+    ) -> None:
+        if origin is not Source.BUS:
+            self.bus.publish(room.name, "awareness", codec.encode_awareness(entries))
+
+    def _on_bus_message(self, name: str, kind: str, payload: bytes) -> None:
+        room = self.rooms.get(name)
+        if room is None:
+            return
+        try:
+            if kind == "update":
+                room.apply_update(payload, Source.BUS)
+            elif kind == "awareness":
+                message = codec.decode(payload)
+                if isinstance(message, codec.AwarenessUpdate):
+                    room.apply_awareness(message.entries, Source.BUS, time.monotonic())
+        except codec.ProtocolError as exc:
+            log.warning("bad bus message dropped: %s", exc.reason, extra={"room": name})

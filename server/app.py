@@ -1,0 +1,129 @@
+"""`create_app`: the ysync ASGI application, standalone or mounted in a host app.
+
+Its lifespan owns everything that runs in the background (one task group):
+the store, the group committer, the bus, the room registry. When mounting in
+a host Starlette/FastAPI app, run this app's lifespan from the host's:
+
+    collab = create_app(settings, hooks)
+    app = Starlette(routes=[Mount("/collab", app=collab)], lifespan=collab.router.lifespan_context)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import WebSocketRoute
+
+from ysync.persistence.group_commit import GroupCommit
+from ysync.persistence.urls import open_store
+from ysync.rooms.hooks import Hooks
+from ysync.rooms.local_bus import LocalBus
+from ysync.rooms.protocols import Store
+from ysync.rooms.registry import RoomRegistry
+from ysync.server import http_api
+from ysync.server.settings import Settings
+from ysync.server.transport import WebSocketEndpoint
+
+log = logging.getLogger("ysync.server")
+
+
+@dataclass
+class Node:
+    """Everything one running ysync app holds; `app.state.ysync` while started."""
+
+    settings: Settings
+    store: Store
+    update_log: GroupCommit
+    registry: RoomRegistry
+    endpoint: WebSocketEndpoint
+    draining: bool = False
+
+    def readiness_problems(self) -> list[str]:
+        problems = []
+        if self.draining:
+            problems.append("draining: shutting down")
+        if not self.update_log.healthy:
+            problems.append("store: writes failing, retrying")
+        return problems
+
+
+class _LateBoundEndpoint:
+    """Routes are built before the lifespan starts; this forwards to the live endpoint."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        node: Node | None = getattr(self.app.state, "ysync", None)
+        if node is None or node.draining:
+            await receive()
+            await send({"type": "websocket.accept"})
+            reason = "server is not started" if node is None else "server is restarting"
+            await send({"type": "websocket.close", "code": 1012, "reason": reason})
+            return
+        await node.endpoint(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None, hooks: Hooks | None = None, *, store: Store | None = None
+) -> Starlette:
+    """The ysync ASGI app. `store` overrides `settings.store` (e.g. your own adapter)."""
+    settings = (settings or Settings()).validated()
+    hooks = hooks or Hooks()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        the_store = store if store is not None else await open_store(settings.store)
+        update_log = GroupCommit(the_store, settings.flush_window)
+        bus = LocalBus()
+        registry = RoomRegistry(
+            the_store,
+            update_log,
+            bus,
+            hooks,
+            unload_grace=settings.unload_grace,
+            awareness_timeout=settings.awareness_timeout,
+        )
+        endpoint = WebSocketEndpoint(
+            registry,
+            hooks,
+            send_queue_frames=settings.send_queue_frames,
+            send_queue_bytes=settings.send_queue_bytes,
+        )
+        node = Node(settings, the_store, update_log, registry, endpoint)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                committer = tasks.create_task(update_log.run(), name="group commit")
+                sweeper = tasks.create_task(registry.sweep_awareness(), name="awareness expiry")
+                app.state.ysync = node
+                try:
+                    yield
+                finally:
+                    node.draining = True
+                    # Unloading commits every room's updates; only then stop the committer.
+                    await registry.close()
+                    await update_log.flush()
+                    committer.cancel()
+                    sweeper.cancel()
+        finally:
+            app.state.ysync = None
+            await bus.close()
+            if store is None:
+                await the_store.close()
+            log.info("stopped; all accepted updates committed")
+
+    prefix = settings.path_prefix
+    app = Starlette(
+        routes=http_api.routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_api.http_error},
+    )
+    app.state.ysync = None
+    app.router.routes.append(WebSocketRoute(prefix + "{room:path}", _LateBoundEndpoint(app)))
+    return app

@@ -1,0 +1,124 @@
+"""Settings: one typed object; every field is a `ysync serve` flag and a `YSYNC_*` variable.
+
+This module is the only reader of the environment. Precedence: command-line
+flag, then `YSYNC_<NAME>`, then the default. Each default says why it is safe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any
+
+
+def _setting(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = _setting("127.0.0.1", "interface to listen on (loopback: not exposed by accident)")
+    port: int = _setting(1234, "TCP port (the y-websocket convention)")
+    store: str = _setting(
+        "memory://",
+        "where documents are kept: memory:// (lost on exit), sqlite:///path.db, postgresql://...",
+    )
+    redis_url: str = _setting("", "Redis URL for multi-node fan-out (empty: single node)")
+    workers: int = _setting(1, "worker processes sharing the port (more than 1 needs --redis-url)")
+    auth: str = _setting("none", "authentication: none (everyone edits) or jwt", ("none", "jwt"))
+    jwt_secret: str = _setting("", "HS256 shared secret for --auth jwt")
+    jwt_public_key: str = _setting("", "file with the RS256/ES256 public key for --auth jwt")
+    log_format: str = _setting("console", "log lines: console (people) or json", ("console", "json"))
+    log_level: str = _setting("info", "log level", ("debug", "info", "warning", "error"))
+    path_prefix: str = _setting(
+        "/", "URL prefix before the room name, e.g. /ws/ (room = rest of the path)"
+    )
+    flush_window: float = _setting(
+        0.05, "seconds an accepted update may wait before its batch is committed"
+    )
+    unload_grace: float = _setting(
+        10.0, "seconds a room with no clients stays loaded (quick reconnects skip a reload)"
+    )
+    awareness_timeout: float = _setting(
+        30.0, "seconds before an unrenewed awareness state is removed (clients renew every 15)"
+    )
+    send_queue_frames: int = _setting(
+        1024, "frames queued for one client before it is cut off as a slow consumer (4508)"
+    )
+    send_queue_bytes: int = _setting(
+        32 * 1024 * 1024, "bytes queued for one client before it is cut off as a slow consumer"
+    )
+    max_message_bytes: int = _setting(
+        16 * 1024 * 1024, "largest accepted WebSocket message (whole documents sync in one)"
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Defaults overridden by `YSYNC_*` variables."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = environ.get(env_name(f.name))
+            if raw is not None:
+                values[f.name] = _convert(f.name, f.type, raw)
+        return cls(**values).validated()
+
+    def validated(self) -> Settings:
+        """Return self, or raise ValueError naming the setting that is wrong."""
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be 1-65535, not {self.port}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, not {self.workers}")
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError(
+                "--workers > 1 needs --redis-url: without Redis each process would hold "
+                "its own copy of a room and clients would split"
+            )
+        if not self.path_prefix.startswith("/") or not self.path_prefix.endswith("/"):
+            raise ValueError(f"path_prefix must start and end with '/', not {self.path_prefix!r}")
+        for name in ("flush_window", "unload_grace", "awareness_timeout"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        for name in ("send_queue_frames", "send_queue_bytes", "max_message_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+        return self
+
+
+def env_name(setting: str) -> str:
+    return "YSYNC_" + setting.upper()
+
+
+def _flag(setting: str) -> str:
+    return "--" + setting.replace("_", "-")
+
+
+def _convert(name: str, type_name: Any, raw: str) -> Any:
+    kind = {"int": int, "float": float}.get(str(type_name), str)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{name}: expected {kind.__name__}, got {raw!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting; unset flags stay None so the environment applies."""
+    for f in fields(Settings):
+        default = f.default if f.default is not MISSING else None
+        parser.add_argument(
+            _flag(f.name),
+            dest=f.name,
+            default=None,
+            type={"int": int, "float": float}.get(str(f.type), str),
+            choices=f.metadata["choices"],
+            help=f"{f.metadata['help']} [env {env_name(f.name)}, default {default!r}]",
+        )
+
+
+def from_arguments(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment, then overridden by the flags given."""
+    base = Settings.from_env(environ)
+    given = {f.name: getattr(args, f.name) for f in fields(Settings)}
+    return replace(base, **{k: v for k, v in given.items() if v is not None}).validated()
