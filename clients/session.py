@@ -72,7 +72,13 @@ class ClientAwareness:
     def _apply(self, entries: tuple[codec.AwarenessEntry, ...]) -> None:
         for entry in entries:
             if entry.client_id == self.client_id:
-                continue  # we are the authority on our own state
+                # We are the authority on our own state. Told we were removed
+                # (e.g. after a reconnect), re-announce at a newer clock.
+                own_clock = self._clocks.get(self.client_id, 0)
+                if entry.removed and entry.clock >= own_clock and self.local_state is not None:
+                    self._clocks[self.client_id] = entry.clock
+                    self.set_local_state(self.local_state)
+                continue
             if entry.clock < self._clocks.get(entry.client_id, 0):
                 continue
             self._clocks[entry.client_id] = entry.clock

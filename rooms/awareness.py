@@ -63,6 +63,29 @@ class AwarenessState:
             applied.append(entry)
         return applied, renewals_only and bool(applied)
 
+    def nudges_for(
+        self, entries: Iterable[AwarenessEntry], owner: Hashable
+    ) -> list[AwarenessEntry]:
+        """Removal entries to send back to `owner` only, so its client bumps its clock.
+
+        A JS client that reconnects re-sends its state at an unchanged clock
+        (and a fresh one sends `{}` at clock 0), which every other client
+        ignores as already known: its cursor stays invisible until the next
+        15 s renewal. Told "you were removed" at a clock >= its own, y-protocols
+        bumps its clock and re-broadcasts, so everyone sees it at once. Call
+        before `apply`.
+        """
+        nudges = []
+        for entry in entries:
+            if entry.removed:
+                continue
+            current = self._clients.get(entry.client_id)
+            if current is None or (current.owner != owner and entry.clock > current.clock):
+                nudges.append(AwarenessEntry(entry.client_id, entry.clock, "null"))
+            elif current.state == "null" and entry.clock <= current.clock:
+                nudges.append(AwarenessEntry(entry.client_id, current.clock, "null"))
+        return nudges
+
     def remove_owned_by(self, owner: Hashable) -> list[AwarenessEntry]:
         """Remove the clients `owner` controls (its connection closed)."""
         ids = [

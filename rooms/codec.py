@@ -170,14 +170,21 @@ def decode(frame: bytes) -> Message:
 
 def check_state_vector(data: bytes) -> None:
     """Raise `ProtocolError` unless `data` is a well-formed Yjs state vector."""
+    decode_state_vector(data)
+
+
+def decode_state_vector(data: bytes) -> dict[int, int]:
+    """A Yjs state vector as {client id: clock}; raise `ProtocolError` if malformed."""
     reader = _Reader(data)
     count = reader.var_uint("state vector size")
     if count > len(data):  # each entry takes at least two bytes
         reader.fail(f"state vector claims {count} entries")
+    clocks = {}
     for _ in range(count):
-        reader.var_uint("state vector client id")
-        reader.var_uint("state vector clock")
+        client = reader.var_uint("state vector client id")
+        clocks[client] = reader.var_uint("state vector clock")
     reader.end("state vector")
+    return clocks
 
 
 def decode_awareness(payload: bytes) -> AwarenessUpdate:
@@ -191,8 +198,8 @@ def decode_awareness(payload: bytes) -> AwarenessUpdate:
         client_id = reader.var_uint("awareness client id")
         clock = reader.var_uint("awareness clock")
         state = reader.var_string("awareness state")
-        if state != "null":
-            _check_json(state, reader)
+        if state != "null" and _check_json(state, reader) is None:
+            state = "null"  # e.g. " null ": JSON.parse gives null, so clients see a removal
         entries.append(AwarenessEntry(client_id, clock, state))
     reader.end("awareness update")
     return AwarenessUpdate(tuple(entries))
@@ -203,9 +210,9 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
-def _check_json(text: str, reader: _Reader) -> None:
+def _check_json(text: str, reader: _Reader) -> object:
     try:
-        json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         reader.fail("awareness state is not valid JSON")
 

@@ -150,15 +150,16 @@ class Room:
     ) -> None:
         """Apply awareness entries; broadcast those that changed our state."""
         owner = origin if not isinstance(origin, Source) else None
+        nudges = self.awareness.nudges_for(entries, owner) if owner is not None else []
         applied, renewals_only = self.awareness.apply(entries, owner, now)
-        if not applied:
-            return
-        frame = codec.encode_awareness(applied)
-        # A renewal is also echoed to its sender: a client with nobody else
-        # talking reconnects after 30 s of silence.
-        exclude = None if renewals_only else owner
-        self._broadcast(frame, exclude=exclude, synced_only=False)
-        self._notify_awareness(applied, origin)
+        if applied:
+            # A renewal is also echoed to its sender: a client with nobody else
+            # talking reconnects after 30 s of silence.
+            exclude = None if renewals_only else owner
+            self._broadcast(codec.encode_awareness(applied), exclude=exclude, synced_only=False)
+            self._notify_awareness(applied, origin)
+        if nudges and owner is not None:
+            owner.send(codec.encode_awareness(nudges))
 
     def expire_awareness(self, now: float) -> None:
         """Remove awareness states not renewed within the timeout, and broadcast that."""
