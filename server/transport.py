@@ -29,7 +29,7 @@ CLOSE_MALFORMED = 4400
 CLOSE_SLOW_CONSUMER = 4508
 
 _MAX_ROOM_NAME = 512
-_ABORT_AFTER = 5.0  # seconds a closing connection may take before it is dropped
+_ABORT_AFTER = 15.0  # seconds a closing connection may take before it is dropped
 
 
 def _close_reason(reason: str) -> str:
