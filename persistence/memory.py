@@ -19,6 +19,9 @@ class MemoryStore:
         self._rooms: dict[str, list[bytes]] = {}
         self._changed: dict[str, float] = {}
 
+    def describe(self) -> str:
+        return "memory (NOT durable: everything is lost when the process exits)"
+
     async def load(self, room: str) -> list[bytes]:
         return list(self._rooms.get(room, ()))
 

@@ -80,6 +80,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         the_store = store if store is not None else await open_store(settings.store)
+        describe = getattr(the_store, "describe", None)
+        log.info("store: %s", describe() if describe else type(the_store).__name__)
+        if not getattr(the_store, "durable", True):
+            log.warning("store is in memory: every document is lost when this process exits")
         update_log = GroupCommit(the_store, settings.flush_window)
         bus = LocalBus()
         registry = RoomRegistry(

@@ -23,9 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ysync", description="Real-time collaboration server")
     parser.add_argument("--version", action="version", version=f"ysync {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser(
-        "serve", help="run the server", description="Run the ysync server."
-    )
+    serve = commands.add_parser("serve", help="run the server", description="Run the ysync server.")
     settings_module.add_arguments(serve)
     return parser
 
@@ -51,14 +49,15 @@ def _check_supported(settings: Settings) -> None:
 
 def serve(settings: Settings) -> int:
     configure(settings.log_format, settings.log_level, node=f"{os.uname().nodename}:{os.getpid()}")
-    log.warning("authentication is OFF: anyone who can reach this port can read and edit every room")
+    log.warning(
+        "authentication is OFF: anyone who can reach this port can read and edit every room"
+    )
     log.info(
-        "ysync %s listening on ws://%s:%d%s<room>  store=%s",
+        "ysync %s listening on ws://%s:%d%s<room>  fan-out: in-process (single node)",
         __version__,
         settings.host,
         settings.port,
         settings.path_prefix,
-        _describe_store(settings.store),
     )
     uvicorn.run(
         create_app(settings),
@@ -72,11 +71,3 @@ def serve(settings: Settings) -> int:
         lifespan="on",
     )
     return 0
-
-
-def _describe_store(url: str) -> str:
-    # Never print credentials.
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"

@@ -22,15 +22,18 @@ class Settings:
     host: str = _setting("127.0.0.1", "interface to listen on (loopback: not exposed by accident)")
     port: int = _setting(1234, "TCP port (the y-websocket convention)")
     store: str = _setting(
-        "memory://",
-        "where documents are kept: memory:// (lost on exit), sqlite:///path.db, postgresql://...",
+        "sqlite:///./data/ysync.db",
+        "where documents are kept: sqlite:///path.db (embedded, durable), "
+        "postgresql://... (clusters), memory:// (lost on exit)",
     )
     redis_url: str = _setting("", "Redis URL for multi-node fan-out (empty: single node)")
     workers: int = _setting(1, "worker processes sharing the port (more than 1 needs --redis-url)")
     auth: str = _setting("none", "authentication: none (everyone edits) or jwt", ("none", "jwt"))
     jwt_secret: str = _setting("", "HS256 shared secret for --auth jwt")
     jwt_public_key: str = _setting("", "file with the RS256/ES256 public key for --auth jwt")
-    log_format: str = _setting("console", "log lines: console (people) or json", ("console", "json"))
+    log_format: str = _setting(
+        "console", "log lines: console (people) or json", ("console", "json")
+    )
     log_level: str = _setting("info", "log level", ("debug", "info", "warning", "error"))
     path_prefix: str = _setting(
         "/", "URL prefix before the room name, e.g. /ws/ (room = rest of the path)"

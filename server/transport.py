@@ -116,7 +116,9 @@ class WebSocketPeer:
                     await self._wait_for_frames(loop)
                 if self._closing is not None:
                     code, reason = self._closing
-                    await self._asgi_send({"type": "websocket.close", "code": code, "reason": reason})
+                    await self._asgi_send(
+                        {"type": "websocket.close", "code": code, "reason": reason}
+                    )
                     return
                 frame = queue.popleft()
                 self._queued_bytes -= len(frame)
@@ -251,7 +253,8 @@ class WebSocketEndpoint:
                 peer.close(CLOSE_MALFORMED, f"malformed message: {exc.reason}")
             except Exception:
                 log.exception(
-                    "error handling a message", extra={"room": room.name, "conn": peer.connection_id}
+                    "error handling a message",
+                    extra={"room": room.name, "conn": peer.connection_id},
                 )
                 peer.close(CLOSE_INTERNAL_ERROR, "internal error")
 

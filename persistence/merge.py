@@ -1,0 +1,104 @@
+"""Compaction's merge: a room's snapshot and log become one smaller snapshot.
+
+The snapshot is built by applying everything to a `pycrdt.Doc` and encoding
+the whole document: unlike `merge_updates`, that garbage-collects deleted
+content, so a long-edited room shrinks to the size of what it holds now.
+
+A Doc silently leaves out "pending" content: updates (or deletions) whose
+dependencies it has not seen yet. In a cluster that happens when another
+node has not yet committed an update this one depends on. So `merge` also
+says which log entries the new snapshot fully contains; the caller deletes
+only those and keeps the rest in the log, where the next load or compaction
+applies them again (Yjs updates are idempotent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pycrdt import Doc, get_update
+
+from ysync.rooms.protocols import StoreError
+
+
+@dataclass(frozen=True, slots=True)
+class Merged:
+    """The new snapshot and the indexes of the log entries it fully contains."""
+
+    snapshot: bytes
+    covered: list[int]
+
+
+def merge(snapshot: bytes | None, log: Sequence[bytes]) -> Merged:
+    """Merge `snapshot` (if any) and `log` into one snapshot; see the module doc.
+
+    CPU-bound (about 60 ms for 20,000 small updates): run it in a worker thread.
+    Raises `StoreError` if a stored update is not a valid Yjs update.
+    """
+    doc: Doc[Any] = Doc()
+    try:
+        if snapshot is not None:
+            doc.apply_update(snapshot)
+        for update in log:
+            doc.apply_update(update)
+        merged = doc.get_update()
+        state = doc.get_state()
+        have = _read_state_vector(state)
+        covered = [i for i, update in enumerate(log) if _contained(update, state, have)]
+    except ValueError as error:  # pycrdt's "Cannot decode update"
+        raise StoreError(f"stored update is not a valid Yjs update: {error}") from error
+    return Merged(merged, covered)
+
+
+def _contained(update: bytes, state: bytes, have: dict[int, int]) -> bool:
+    """Whether every insert and deletion of `update` is integrated in a doc with
+    state vector `state` (decoded: `have`; a doc holds clocks 0..have[c]-1)."""
+    # The diff against the doc's state keeps the inserts the doc lacks, and the
+    # whole delete set (a diff always carries it).
+    rest = _read_delete_set(get_update(update, state))
+    if rest is None:
+        return False  # some inserts are missing, or an encoding we do not expect
+    return all(end <= have.get(client, 0) for client, end in rest)
+
+
+class _Reader:
+    """Reads lib0 variable-length unsigned integers (7 bits a byte, low first)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    def uint(self) -> int:
+        value = shift = 0
+        while True:
+            byte = self._data[self._pos]  # IndexError on truncated input
+            self._pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+
+def _read_state_vector(data: bytes) -> dict[int, int]:
+    reader = _Reader(data)
+    return {reader.uint(): reader.uint() for _ in range(reader.uint())}
+
+
+def _read_delete_set(update: bytes) -> list[tuple[int, int]] | None:
+    """(client, end clock) of each deleted range of a v1 update, or None if it
+    holds any insert (its struct section is not empty)."""
+    reader = _Reader(update)
+    try:
+        if reader.uint() != 0:
+            return None
+        ranges = []
+        for _ in range(reader.uint()):
+            client = reader.uint()
+            for _ in range(reader.uint()):
+                clock = reader.uint()
+                ranges.append((client, clock + reader.uint()))
+    except IndexError:
+        return None
+    return ranges
