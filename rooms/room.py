@@ -179,6 +179,12 @@ class Room:
     def _on_change(self, event: TransactionEvent) -> None:
         # Runs inside pycrdt's transaction commit: nothing here may raise.
         delta: bytes = event.update
+        if delta == _EMPTY_UPDATE:
+            # yrs integrated structs past a gap in a client's clocks (an update that
+            # arrived before one it depends on, or a crafted one): the state vector
+            # did not advance, so there is nothing to send or store yet. The delta
+            # that fills the gap carries these structs too.
+            return
         origin = self._origin
         sender = origin if not isinstance(origin, Source) else None
         if origin is not Source.STORE:
