@@ -2,13 +2,17 @@
 
 Updates are queued synchronously from the broadcast path (so persistence adds
 no latency to fan-out) and written in one `Store.append` per batch. A batch
-that fails is retried, whole and in order, with capped exponential backoff.
+that fails is retried, whole and in order, with capped exponential backoff;
+while the store is out, `refusal()` tells callers to stop accepting new
+updates once the queued data passes its bound (refuse, never drop). A room
+whose log grew by `compact_after` updates is compacted in the background.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 
 from ysync.rooms.protocols import Store, StoreError
 
@@ -18,11 +22,24 @@ log = logging.getLogger("ysync.persistence")
 class GroupCommit:
     """An `UpdateLog`: call `append` freely, run `run()` in a task, `flush()` to wait."""
 
-    def __init__(self, store: Store, flush_window: float = 0.05, max_backoff: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        flush_window: float = 0.05,
+        *,
+        max_pending_bytes: int = 64 * 1024 * 1024,
+        compact_after: int = 1000,
+        max_backoff: float = 5.0,
+    ) -> None:
         self.store = store
         self.flush_window = flush_window
+        self.max_pending_bytes = max_pending_bytes
+        self.compact_after = compact_after
         self.max_backoff = max_backoff
         self.pending_bytes = 0
+        self._appended: Counter[str] = Counter()  # per room, since its last compaction
+        self._compacting: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self.healthy = True  # False while the store refuses writes
         self._pending: list[tuple[str, bytes]] = []
         self._wakeup = asyncio.Event()
@@ -38,6 +55,12 @@ class GroupCommit:
     async def flush(self) -> None:
         await self._idle.wait()
 
+    def refusal(self) -> str | None:
+        """Why new updates must be refused right now, or None to accept them."""
+        if self.pending_bytes >= self.max_pending_bytes:
+            return "document storage unavailable: edit not accepted, retry later"
+        return None
+
     async def run(self) -> None:
         """Forever: wait for updates, gather them for one window, commit them."""
         while True:
@@ -49,6 +72,25 @@ class GroupCommit:
             self.pending_bytes -= sum(len(update) for _, update in batch)
             if not self._pending:
                 self._idle.set()
+            self._compact_grown_rooms(batch)
+
+    def _compact_grown_rooms(self, batch: list[tuple[str, bytes]]) -> None:
+        self._appended.update(room for room, _ in batch)
+        for room, count in self._appended.items():
+            if count >= self.compact_after and room not in self._compacting:
+                self._compacting.add(room)
+                task = asyncio.create_task(self._compact(room))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def _compact(self, room: str) -> None:
+        try:
+            await self.store.compact(room)
+            self._appended.pop(room, None)
+        except StoreError as exc:
+            log.warning("compaction failed, will retry later: %s", exc, extra={"room": room})
+        finally:
+            self._compacting.discard(room)
 
     async def _commit(self, batch: list[tuple[str, bytes]]) -> None:
         backoff = 0.05

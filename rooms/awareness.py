@@ -45,9 +45,7 @@ class AwarenessState:
             if current is None:
                 if entry.removed:
                     continue  # removing a client we never saw changes nothing
-                self._clients[entry.client_id] = _ClientState(
-                    entry.clock, entry.state, now, owner
-                )
+                self._clients[entry.client_id] = _ClientState(entry.clock, entry.state, now, owner)
                 renewals_only = False
             elif entry.clock > current.clock or (
                 entry.clock == current.clock and entry.removed and current.state != "null"
@@ -88,9 +86,7 @@ class AwarenessState:
 
     def remove_owned_by(self, owner: Hashable) -> list[AwarenessEntry]:
         """Remove the clients `owner` controls (its connection closed)."""
-        ids = [
-            cid for cid, c in self._clients.items() if c.owner == owner and c.state != "null"
-        ]
+        ids = [cid for cid, c in self._clients.items() if c.owner == owner and c.state != "null"]
         return self._remove(ids)
 
     def expire(self, now: float) -> list[AwarenessEntry]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 
 from ysync.rooms import codec
 from ysync.rooms.hooks import Hooks
@@ -21,7 +21,7 @@ log = logging.getLogger("ysync.registry")
 
 
 def origin_label(origin: Origin) -> str:
-    """"client", "bus" or "server"/"store": what hooks and metrics see."""
+    """ "client", "bus" or "server"/"store": what hooks and metrics see."""
     return origin.value if isinstance(origin, Source) else "client"
 
 
@@ -35,6 +35,7 @@ class RoomRegistry:
         *,
         unload_grace: float = 10.0,
         awareness_timeout: float = 30.0,
+        write_refusal: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.store = store
         self.update_log = update_log
@@ -46,6 +47,8 @@ class RoomRegistry:
         self._loading: dict[str, asyncio.Task[Room]] = {}
         self._unload_timers: dict[str, asyncio.TimerHandle] = {}
         self._unloading: set[asyncio.Task[None]] = set()
+        # Why client edits must be refused right now (e.g. store backlog full).
+        self.write_refusal = write_refusal
 
     async def acquire(self, name: str) -> Room:
         """The loaded room `name`, loading it first if needed (once, however
@@ -101,6 +104,7 @@ class RoomRegistry:
             room.load(updates)
         except codec.ProtocolError:
             log.exception("stored update rejected; loading the rest", extra={"room": name})
+        room.write_refusal = self.write_refusal
         room.update_listeners.append(self._on_update)
         room.awareness_listeners.append(self._on_awareness)
         await self.hooks.load_document(name, room.doc)

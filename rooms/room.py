@@ -28,6 +28,7 @@ from ysync.rooms.protocols import Peer
 log = logging.getLogger("ysync.room")
 
 _EMPTY_UPDATE = b"\x00\x00"  # what a client with nothing new sends as its SyncStep2
+CLOSE_TRY_AGAIN_LATER = 4503  # over capacity: the JS provider reconnects with backoff
 
 
 class Source(Enum):
@@ -59,6 +60,9 @@ class Room:
         self.peers: dict[Peer, PeerState] = {}
         self.update_listeners: list[UpdateListener] = []
         self.awareness_listeners: list[AwarenessListener] = []
+        # Returns why document edits must be refused right now (e.g. the store is
+        # out and its backlog is full), or None: set by the registry.
+        self.write_refusal: Callable[[], str | None] = lambda: None
         self._origin: Origin = Source.SERVER
         self._subscription = self.doc.observe(self._on_change)
 
@@ -101,6 +105,12 @@ class Room:
                 return
             if state.read_only:
                 peer.send(codec.encode_permission_denied("read-only: document edits not allowed"))
+                return
+            refusal = self.write_refusal()
+            if refusal is not None:
+                # The client keeps the edit and re-sends it in the sync handshake
+                # when it reconnects: refused, never dropped.
+                peer.close(CLOSE_TRY_AGAIN_LATER, refusal)
                 return
             self.apply_update(message.update, peer)
         elif isinstance(message, codec.SyncStep1):

@@ -84,7 +84,12 @@ def create_app(
         log.info("store: %s", describe() if describe else type(the_store).__name__)
         if not getattr(the_store, "durable", True):
             log.warning("store is in memory: every document is lost when this process exits")
-        update_log = GroupCommit(the_store, settings.flush_window)
+        update_log = GroupCommit(
+            the_store,
+            settings.flush_window,
+            max_pending_bytes=settings.max_pending_bytes,
+            compact_after=settings.compact_after_updates,
+        )
         bus = LocalBus()
         registry = RoomRegistry(
             the_store,
@@ -93,6 +98,7 @@ def create_app(
             hooks,
             unload_grace=settings.unload_grace,
             awareness_timeout=settings.awareness_timeout,
+            write_refusal=update_log.refusal,
         )
         endpoint = WebSocketEndpoint(
             registry,

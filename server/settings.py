@@ -41,6 +41,13 @@ class Settings:
     flush_window: float = _setting(
         0.05, "seconds an accepted update may wait before its batch is committed"
     )
+    max_pending_bytes: int = _setting(
+        64 * 1024 * 1024,
+        "bytes of uncommitted updates held during a store outage; past it edits are refused (4503)",
+    )
+    compact_after_updates: int = _setting(
+        1000, "log entries after which a room is compacted into one snapshot (keeps loads fast)"
+    )
     unload_grace: float = _setting(
         10.0, "seconds a room with no clients stays loaded (quick reconnects skip a reload)"
     )
@@ -84,7 +91,13 @@ class Settings:
         for name in ("flush_window", "unload_grace", "awareness_timeout"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
-        for name in ("send_queue_frames", "send_queue_bytes", "max_message_bytes"):
+        for name in (
+            "send_queue_frames",
+            "send_queue_bytes",
+            "max_message_bytes",
+            "max_pending_bytes",
+            "compact_after_updates",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
         return self
