@@ -78,7 +78,9 @@ def create_app(
     hooks = hooks or Hooks()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # Our own app, not the argument: mounted in a host, the host's lifespan
+        # calls this with the host app.
         the_store = store if store is not None else await open_store(settings.store)
         describe = getattr(the_store, "describe", None)
         log.info("store: %s", describe() if describe else type(the_store).__name__)
