@@ -105,6 +105,16 @@ class AwarenessState:
             del self._clients[cid]
         return self._remove(stale)
 
+    def owner_of(self, client_id: int) -> Hashable | None:
+        client = self._clients.get(client_id)
+        return client.owner if client is not None else None
+
+    def owners(self) -> set[Hashable]:
+        """Everyone who currently owns a present state."""
+        return {
+            c.owner for c in self._clients.values() if c.state != "null" and c.owner is not None
+        }
+
     def states(self) -> list[AwarenessEntry]:
         """Every present client's current entry (what a new connection is sent)."""
         return [

@@ -12,6 +12,7 @@ A frame is `varUint(type)` followed by the payload; one message per frame
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -250,13 +251,18 @@ def encode_update(update: bytes) -> bytes:
     return _sync_frame(SYNC_UPDATE, update)
 
 
-def encode_awareness(entries: list[AwarenessEntry] | tuple[AwarenessEntry, ...]) -> bytes:
+def encode_awareness_payload(entries: Sequence[AwarenessEntry]) -> bytes:
+    """An awareness update (what `decode_awareness` reads), without the frame header."""
     payload = bytearray(var_uint(len(entries)))
     for entry in entries:
         payload += var_uint(entry.client_id)
         payload += var_uint(entry.clock)
         payload += var_bytes(entry.state.encode("utf-8"))
-    return bytes((MESSAGE_AWARENESS,)) + var_bytes(bytes(payload))
+    return bytes(payload)
+
+
+def encode_awareness(entries: Sequence[AwarenessEntry]) -> bytes:
+    return bytes((MESSAGE_AWARENESS,)) + var_bytes(encode_awareness_payload(entries))
 
 
 def encode_query_awareness() -> bytes:

@@ -84,19 +84,49 @@ class Peer(Protocol):
     def close(self, code: int, reason: str) -> None: ...
 
 
-BusHandler = Callable[[str, str, bytes], None]
-"""Called with (room, kind, payload) for each message from another node."""
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One message between nodes about one room.
+
+    `seq` counts what `node` published for `room` (updates and awareness);
+    a receiver that sees it jump knows it missed something and asks `node`
+    for what its state vector lacks. `target` addresses a reply to one node.
+    """
+
+    node: str
+    seq: int
+    room: str
+    kind: str  # "update" | "awareness" | "sync-request" | "sync-reply" | "heads" | "node-gone"
+    payload: bytes
+    target: str = ""
+
+
+EnvelopeHandler = Callable[[Envelope], None]
 
 
 class Bus(Protocol):
-    """Fan-out of a room's updates and awareness changes to other nodes."""
+    """Fan-out of a room's changes to the other nodes holding it.
 
-    async def subscribe(self, room: str, handler: BusHandler) -> None: ...
+    Delivery is best effort (Redis pub/sub is fire-and-forget): the
+    replication layer numbers messages and repairs gaps by state vector.
+    """
+
+    node_id: str
+
+    async def subscribe(self, room: str, handler: EnvelopeHandler) -> None: ...
 
     async def unsubscribe(self, room: str) -> None: ...
 
-    def publish(self, room: str, kind: str, payload: bytes) -> None:
-        """Send to the other nodes holding `room`; never blocks."""
+    def publish(self, envelope: Envelope) -> None:
+        """Send to the other nodes holding the room; never blocks."""
+        ...
+
+    async def peers_holding(self, room: str) -> int:
+        """How many other nodes are subscribed to `room` right now."""
+        ...
+
+    async def alive(self, nodes: set[str]) -> set[str]:
+        """Which of `nodes` still have a live heartbeat."""
         ...
 
     async def close(self) -> None: ...

@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from ysync.rooms import codec
 from ysync.rooms.hooks import Hooks
 from ysync.rooms.protocols import Bus, Store, UpdateLog
+from ysync.rooms.replication import Replicator
 from ysync.rooms.room import Origin, Room, Source
 
 log = logging.getLogger("ysync.registry")
@@ -36,10 +37,11 @@ class RoomRegistry:
         unload_grace: float = 10.0,
         awareness_timeout: float = 30.0,
         write_refusal: Callable[[], str | None] = lambda: None,
+        anti_entropy_interval: float = 10.0,
     ) -> None:
         self.store = store
         self.update_log = update_log
-        self.bus = bus
+        self.replicator = Replicator(bus, anti_entropy_interval=anti_entropy_interval)
         self.hooks = hooks or Hooks()
         self.unload_grace = unload_grace
         self.awareness_timeout = awareness_timeout
@@ -78,6 +80,7 @@ class RoomRegistry:
 
     async def close(self) -> None:
         """Unload every room (committing all their updates). Call at shutdown."""
+        self.replicator.say_goodbye()
         for timer in self._unload_timers.values():
             timer.cancel()
         self._unload_timers.clear()
@@ -108,7 +111,8 @@ class RoomRegistry:
         room.update_listeners.append(self._on_update)
         room.awareness_listeners.append(self._on_awareness)
         await self.hooks.load_document(name, room.doc)
-        await self.bus.subscribe(name, self._on_bus_message)
+        # Edits other nodes accepted but have not committed yet come over the bus.
+        await self.replicator.open(room)
         self.rooms[name] = room
         log.debug("room loaded", extra={"room": name, "updates": len(updates)})
         return room
@@ -133,7 +137,7 @@ class RoomRegistry:
         del self.rooms[name]
         room.close()
         try:
-            await self.bus.unsubscribe(name)
+            await self.replicator.close(name)
             await self.update_log.flush()
             await self.hooks.store_document(name, room.doc)
         except Exception:
@@ -146,7 +150,7 @@ class RoomRegistry:
         if origin is not Source.BUS:
             # The node that accepted an update persists and publishes it.
             self.update_log.append(room.name, update)
-            self.bus.publish(room.name, "update", update)
+            self.replicator.publish_update(room, update)
         try:
             self.hooks.on_change(room.name, update, origin_label(origin))
         except Exception:
@@ -156,18 +160,4 @@ class RoomRegistry:
         self, room: Room, entries: list[codec.AwarenessEntry], origin: Origin
     ) -> None:
         if origin is not Source.BUS:
-            self.bus.publish(room.name, "awareness", codec.encode_awareness(entries))
-
-    def _on_bus_message(self, name: str, kind: str, payload: bytes) -> None:
-        room = self.rooms.get(name)
-        if room is None:
-            return
-        try:
-            if kind == "update":
-                room.apply_update(payload, Source.BUS)
-            elif kind == "awareness":
-                message = codec.decode(payload)
-                if isinstance(message, codec.AwarenessUpdate):
-                    room.apply_awareness(message.entries, Source.BUS, time.monotonic())
-        except codec.ProtocolError as exc:
-            log.warning("bad bus message dropped: %s", exc.reason, extra={"room": name})
+            self.replicator.publish_awareness(room, entries)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -29,6 +29,7 @@ log = logging.getLogger("ysync.room")
 
 _EMPTY_UPDATE = b"\x00\x00"  # what a client with nothing new sends as its SyncStep2
 CLOSE_TRY_AGAIN_LATER = 4503  # over capacity: the JS provider reconnects with backoff
+CLOSE_TOO_LARGE = 4413  # the document would outgrow its limit: the JS provider stops
 
 
 class Source(Enum):
@@ -63,6 +64,15 @@ class Room:
         # Returns why document edits must be refused right now (e.g. the store is
         # out and its backlog is full), or None: set by the registry.
         self.write_refusal: Callable[[], str | None] = lambda: None
+        # Largest encoded document a client update may grow this room to (0: no
+        # limit), and who is told when a read-only peer's edit is refused: set by
+        # the transport.
+        self.max_document_bytes = 0
+        self.on_edit_refused: Callable[[Peer], None] = lambda peer: None
+        # Document size without encoding the document per edit: the size measured
+        # last time plus every delta since (an overestimate: deltas merge smaller).
+        self._measured_bytes = 0
+        self._added_bytes = 0
         self._origin: Origin = Source.SERVER
         self._subscription = self.doc.observe(self._on_change)
 
@@ -84,10 +94,15 @@ class Room:
         """Forget a peer and broadcast the removal of the awareness states it owned."""
         if self.peers.pop(peer, None) is None:
             return
-        removed = self.awareness.remove_owned_by(peer)
+        self.drop_awareness(peer, peer)
+
+    def drop_awareness(self, owner: Hashable, origin: Origin) -> None:
+        """Remove every awareness state `owner` (a peer, or another node's id)
+        introduced, and broadcast the removal so cursors vanish at once."""
+        removed = self.awareness.remove_owned_by(owner)
         if removed:
             self._broadcast(codec.encode_awareness(removed), exclude=None, synced_only=False)
-            self._notify_awareness(removed, peer)
+            self._notify_awareness(removed, origin)
 
     @property
     def is_empty(self) -> bool:
@@ -105,6 +120,15 @@ class Room:
                 return
             if state.read_only:
                 peer.send(codec.encode_permission_denied("read-only: document edits not allowed"))
+                self.on_edit_refused(peer)
+                return
+            if self.max_document_bytes and self._outgrows_limit(len(message.update)):
+                # Its edits stay in the client; it must not reconnect and retry.
+                peer.close(
+                    CLOSE_TOO_LARGE,
+                    f"document too large: over the {self.max_document_bytes}-byte limit "
+                    "(max_document_bytes)",
+                )
                 return
             refusal = self.write_refusal()
             if refusal is not None:
@@ -156,20 +180,30 @@ class Room:
             self._origin = Source.SERVER
 
     def apply_awareness(
-        self, entries: tuple[codec.AwarenessEntry, ...], origin: Origin, now: float
+        self,
+        entries: tuple[codec.AwarenessEntry, ...],
+        origin: Origin,
+        now: float,
+        *,
+        owner: Hashable | None = None,
     ) -> None:
-        """Apply awareness entries; broadcast those that changed our state."""
-        owner = origin if not isinstance(origin, Source) else None
-        nudges = self.awareness.nudges_for(entries, owner) if owner is not None else []
+        """Apply awareness entries; broadcast those that changed our state.
+
+        `owner` is whoever introduced them: the peer itself, or for entries
+        from another node that node's id (so they vanish when it dies)."""
+        peer = origin if not isinstance(origin, Source) else None
+        if owner is None:
+            owner = peer
+        nudges = self.awareness.nudges_for(entries, peer) if peer is not None else []
         applied, renewals_only = self.awareness.apply(entries, owner, now)
         if applied:
             # A renewal is also echoed to its sender: a client with nobody else
             # talking reconnects after 30 s of silence.
-            exclude = None if renewals_only else owner
+            exclude = None if renewals_only else peer
             self._broadcast(codec.encode_awareness(applied), exclude=exclude, synced_only=False)
             self._notify_awareness(applied, origin)
-        if nudges and owner is not None:
-            owner.send(codec.encode_awareness(nudges))
+        if nudges and peer is not None:
+            peer.send(codec.encode_awareness(nudges))
 
     def expire_awareness(self, now: float) -> None:
         """Remove awareness states not renewed within the timeout, and broadcast that."""
@@ -177,6 +211,25 @@ class Room:
         if removed:
             self._broadcast(codec.encode_awareness(removed), exclude=None, synced_only=False)
             self._notify_awareness(removed, Source.SERVER)
+
+    @property
+    def document_bytes(self) -> int:
+        """The encoded document's size, exactly (encodes the whole document)."""
+        self._measured_bytes = len(self.doc.get_update())
+        self._added_bytes = 0
+        return self._measured_bytes
+
+    def _outgrows_limit(self, update_size: int) -> bool:
+        # An update grows the encoded document by at most about its own size.
+        limit = self.max_document_bytes
+        if self._measured_bytes + self._added_bytes + update_size <= limit:
+            return False  # the common case: far below the limit, no encoding
+        # The estimate says over. Measure exactly, but at most once per 1/64 of
+        # the limit accepted since the last measurement, so a document near its
+        # limit is not encoded per edit (refusals may come up to 1/64 early).
+        if self._added_bytes >= limit // 64 or self._measured_bytes == 0:
+            _ = self.document_bytes
+        return self._measured_bytes + self._added_bytes + update_size > limit
 
     def close(self) -> None:
         """Drop the document observer; the room must not be used afterwards."""
@@ -195,6 +248,7 @@ class Room:
             # did not advance, so there is nothing to send or store yet. The delta
             # that fills the gap carries these structs too.
             return
+        self._added_bytes += len(delta)
         origin = self._origin
         sender = origin if not isinstance(origin, Source) else None
         if origin is not Source.STORE:

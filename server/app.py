@@ -113,6 +113,7 @@ def create_app(
             async with asyncio.TaskGroup() as tasks:
                 committer = tasks.create_task(update_log.run(), name="group commit")
                 sweeper = tasks.create_task(registry.sweep_awareness(), name="awareness expiry")
+                replication = tasks.create_task(registry.replicator.run(), name="anti-entropy")
                 app.state.ysync = node
                 try:
                     yield
@@ -123,6 +124,7 @@ def create_app(
                     await update_log.flush()
                     committer.cancel()
                     sweeper.cancel()
+                    replication.cancel()
         finally:
             app.state.ysync = None
             await bus.close()

@@ -12,7 +12,7 @@ from ysync.persistence.group_commit import GroupCommit
 from ysync.persistence.memory import MemoryStore
 from ysync.rooms.hooks import Hooks
 from ysync.rooms.local_bus import LocalBus, LocalHub
-from ysync.rooms.protocols import StoreError
+from ysync.rooms.protocols import Envelope, StoreError
 from ysync.rooms.registry import RoomRegistry
 from ysync.rooms.room import Source
 
@@ -111,7 +111,10 @@ def test_updates_from_the_bus_are_applied_but_not_stored_again() -> None:
         registry = RoomRegistry(store, log, LocalBus(hub))
         committer = asyncio.create_task(log.run())
         room = await registry.acquire("r")
-        other_node.publish("r", "update", text_update("from node B"))
+        other_node.publish(
+            Envelope(other_node.node_id, 1, "r", "update", text_update("from node B"))
+        )
+        await hub.settled()
         assert str(room.doc.get("t", type=Text)) == "from node B"
         await log.flush()
         await registry.close()
