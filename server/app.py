@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import WebSocketRoute
@@ -24,9 +26,11 @@ from ysync.persistence.group_commit import GroupCommit
 from ysync.persistence.urls import open_store
 from ysync.rooms.hooks import Hooks
 from ysync.rooms.local_bus import LocalBus
-from ysync.rooms.protocols import Store
+from ysync.rooms.protocols import Bus, Store
+from ysync.rooms.redis_bus import RedisBus
 from ysync.rooms.registry import RoomRegistry
 from ysync.server import http_api
+from ysync.server.logs import configure as configure_logs
 from ysync.server.settings import Settings
 from ysync.server.transport import WebSocketEndpoint
 
@@ -42,6 +46,7 @@ class Node:
     update_log: GroupCommit
     registry: RoomRegistry
     endpoint: WebSocketEndpoint
+    bus: Bus
     draining: bool = False
 
     def readiness_problems(self) -> list[str]:
@@ -50,7 +55,22 @@ class Node:
             problems.append("draining: shutting down")
         if not self.update_log.healthy:
             problems.append("store: writes failing, retrying")
+        if isinstance(self.bus, RedisBus) and not self.bus.connected:
+            problems.append("redis: disconnected, reconnecting (serving local clients only)")
         return problems
+
+
+async def _open_bus(settings: Settings) -> Bus:
+    if not settings.redis_url:
+        return LocalBus()
+    bus = RedisBus(settings.redis_url)
+    try:
+        await bus.connect()
+    except (RedisError, OSError) as exc:
+        # Serve local clients anyway; the bus keeps retrying in the background.
+        log.error("Redis unreachable at start, retrying: %s", exc)
+    log.info("fan-out: %s", bus.describe())
+    return bus
 
 
 class _LateBoundEndpoint:
@@ -68,6 +88,15 @@ class _LateBoundEndpoint:
             await send({"type": "websocket.close", "code": 1012, "reason": reason})
             return
         await node.endpoint(scope, receive, send)
+
+
+def create_app_from_env() -> Starlette:
+    """The app a `--workers N` worker process builds from its `YSYNC_*` environment."""
+    settings = Settings.from_env()
+    configure_logs(
+        settings.log_format, settings.log_level, node=f"{os.uname().nodename}:{os.getpid()}"
+    )
+    return create_app(settings)
 
 
 def create_app(
@@ -92,7 +121,7 @@ def create_app(
             max_pending_bytes=settings.max_pending_bytes,
             compact_after=settings.compact_after_updates,
         )
-        bus = LocalBus()
+        bus = await _open_bus(settings)
         registry = RoomRegistry(
             the_store,
             update_log,
@@ -101,6 +130,7 @@ def create_app(
             unload_grace=settings.unload_grace,
             awareness_timeout=settings.awareness_timeout,
             write_refusal=update_log.refusal,
+            anti_entropy_interval=settings.anti_entropy_interval,
         )
         endpoint = WebSocketEndpoint(
             registry,
@@ -108,12 +138,15 @@ def create_app(
             send_queue_frames=settings.send_queue_frames,
             send_queue_bytes=settings.send_queue_bytes,
         )
-        node = Node(settings, the_store, update_log, registry, endpoint)
+        node = Node(settings, the_store, update_log, registry, endpoint, bus)
         try:
             async with asyncio.TaskGroup() as tasks:
                 committer = tasks.create_task(update_log.run(), name="group commit")
                 sweeper = tasks.create_task(registry.sweep_awareness(), name="awareness expiry")
                 replication = tasks.create_task(registry.replicator.run(), name="anti-entropy")
+                if isinstance(bus, RedisBus):
+                    bus.on_reconnect = registry.replicator.resync_all
+                    bus_task = tasks.create_task(bus.run(), name="redis")
                 app.state.ysync = node
                 try:
                     yield
@@ -125,6 +158,8 @@ def create_app(
                     committer.cancel()
                     sweeper.cancel()
                     replication.cancel()
+                    if isinstance(bus, RedisBus):
+                        bus_task.cancel()
         finally:
             app.state.ysync = None
             await bus.close()

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import uvicorn
 
@@ -41,33 +42,46 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check_supported(settings: Settings) -> None:
     # Refuse loudly rather than silently run without what was asked for.
-    if settings.redis_url:
-        raise ValueError("--redis-url: Redis fan-out is not available in this version yet")
     if settings.auth != "none":
         raise ValueError("--auth jwt is not available in this version yet")
 
 
 def serve(settings: Settings) -> int:
     configure(settings.log_format, settings.log_level, node=f"{os.uname().nodename}:{os.getpid()}")
-    log.warning(
-        "authentication is OFF: anyone who can reach this port can read and edit every room"
-    )
+    if settings.auth == "none":
+        log.warning(
+            "authentication is OFF: anyone who can reach this port can read and edit every room"
+        )
+    fan_out = "Redis" if settings.redis_url else "in-process (single node)"
     log.info(
-        "ysync %s listening on ws://%s:%d%s<room>  fan-out: in-process (single node)",
+        "ysync %s listening on ws://%s:%d%s<room>  fan-out: %s  workers: %d",
         __version__,
         settings.host,
         settings.port,
         settings.path_prefix,
+        fan_out,
+        settings.workers,
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        ws_max_size=settings.max_message_bytes,
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "ws_max_size": settings.max_message_bytes,
         # Compression is per recipient: it would multiply CPU by the room size.
-        ws_per_message_deflate=False,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
+        "ws_per_message_deflate": False,
+        "log_config": None,
+        "access_log": False,
+        "lifespan": "on",
+    }
+    if settings.workers > 1:
+        # Worker processes share the port and rebuild the settings from the
+        # environment; each is its own node on the Redis bus.
+        os.environ.update(settings_module.to_environ(settings))
+        uvicorn.run(
+            "ysync.server.app:create_app_from_env",
+            factory=True,
+            workers=settings.workers,
+            **options,
+        )
+    else:
+        uvicorn.run(create_app(settings), **options)
     return 0

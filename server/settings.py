@@ -26,11 +26,38 @@ class Settings:
         "where documents are kept: sqlite:///path.db (embedded, durable), "
         "postgresql://... (clusters), memory:// (lost on exit)",
     )
-    redis_url: str = _setting("", "Redis URL for multi-node fan-out (empty: single node)")
+    redis_url: str = _setting(
+        "", "Redis URL for multi-node fan-out, e.g. redis://127.0.0.1:6379/0 (empty: single node)"
+    )
+    anti_entropy_interval: float = _setting(
+        10.0, "seconds between state-vector checks of each open room with the other nodes"
+    )
     workers: int = _setting(1, "worker processes sharing the port (more than 1 needs --redis-url)")
     auth: str = _setting("none", "authentication: none (everyone edits) or jwt", ("none", "jwt"))
-    jwt_secret: str = _setting("", "HS256 shared secret for --auth jwt")
-    jwt_public_key: str = _setting("", "file with the RS256/ES256 public key for --auth jwt")
+    jwt_secret: str = _setting(
+        "",
+        "HS256 shared secret for --auth jwt, at least 32 bytes (prefer the variable to the flag)",
+    )
+    jwt_public_key: str = _setting("", "file with the RS256/ES256 public key (PEM) for --auth jwt")
+    jwt_jwks_file: str = _setting(
+        "", "JWKS file (RS256/ES256 keys by kid) for --auth jwt; re-read when an unknown kid comes"
+    )
+    jwt_audience: str = _setting("", "required `aud` claim (empty: tokens must carry no aud)")
+    jwt_issuer: str = _setting("", "required `iss` claim (empty: not checked)")
+    jwt_leeway: float = _setting(
+        30.0, "seconds of clock skew tolerated on exp/nbf (token issuer vs this node)"
+    )
+    token_expiry_grace: float = _setting(
+        0.0, "seconds a connection outlives its token's exp (+ leeway) before it is closed (4401)"
+    )
+    auth_timeout: float = _setting(
+        10.0, "seconds to wait for a token in a y-websocket auth message when none is in the URL"
+    )
+    allowed_origins: str = _setting(
+        "",
+        "comma-separated Origins browsers may connect from, e.g. https://app.example.com,"
+        "https://*.example.com (empty: any; clients sending no Origin are not browsers)",
+    )
     log_format: str = _setting(
         "console", "log lines: console (people) or json", ("console", "json")
     )
@@ -61,7 +88,39 @@ class Settings:
         32 * 1024 * 1024, "bytes queued for one client before it is cut off as a slow consumer"
     )
     max_message_bytes: int = _setting(
-        16 * 1024 * 1024, "largest accepted WebSocket message (whole documents sync in one)"
+        16 * 1024 * 1024, "largest accepted WebSocket message (whole documents sync in one) (4413)"
+    )
+    max_document_bytes: int = _setting(
+        32 * 1024 * 1024,
+        "largest encoded document client edits may grow a room to; bounds memory per room "
+        "(4413; 0: no limit)",
+    )
+    max_clients_per_room: int = _setting(
+        1000, "connections one room accepts; each edit is sent to all of them (4503; 0: no limit)"
+    )
+    max_rooms: int = _setting(
+        10_000, "rooms loaded on this node at once; bounds memory per node (4503; 0: no limit)"
+    )
+    rate_messages: float = _setting(
+        500.0,
+        "messages per second one connection may send, sustained; typing sends ~30 (4529; 0: off)",
+    )
+    rate_messages_burst: int = _setting(
+        2000, "messages one connection may send at once (e.g. queued offline edits)"
+    )
+    rate_bytes: int = _setting(
+        1024 * 1024, "bytes per second one connection may send, sustained (4529; 0: off)"
+    )
+    rate_bytes_burst: int = _setting(
+        32 * 1024 * 1024, "bytes one connection may send at once; at least --max-message-bytes"
+    )
+    ip_connections_per_minute: int = _setting(
+        1000,
+        "connection attempts per minute from one address (IPv6: per /64) before a ban "
+        "(4529; 0: off)",
+    )
+    ip_ban_seconds: float = _setting(
+        60.0, "seconds an address over --ip-connections-per-minute is refused"
     )
 
     @classmethod
@@ -86,11 +145,39 @@ class Settings:
                 "--workers > 1 needs --redis-url: without Redis each process would hold "
                 "its own copy of a room and clients would split"
             )
+        if self.redis_url and self.store.partition(":")[0].lower() == "memory":
+            raise ValueError(
+                "--redis-url needs a shared store (postgresql://..., or one sqlite:/// file "
+                "for processes on one host): with memory:// each node keeps its own history"
+            )
         if not self.path_prefix.startswith("/") or not self.path_prefix.endswith("/"):
             raise ValueError(f"path_prefix must start and end with '/', not {self.path_prefix!r}")
-        for name in ("flush_window", "unload_grace", "awareness_timeout"):
+        for name in (
+            "flush_window",
+            "unload_grace",
+            "awareness_timeout",
+            "jwt_leeway",
+            "token_expiry_grace",
+            "max_document_bytes",
+            "max_clients_per_room",
+            "max_rooms",
+            "rate_messages",
+            "rate_bytes",
+            "ip_connections_per_minute",
+            "ip_ban_seconds",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if self.auth_timeout <= 0:
+            raise ValueError("auth_timeout must be positive")
+        if self.rate_messages and self.rate_messages_burst < 1:
+            raise ValueError("rate_messages_burst must be at least 1")
+        if self.rate_bytes and self.rate_bytes_burst < self.max_message_bytes:
+            raise ValueError(
+                "rate_bytes_burst must be at least max_message_bytes, "
+                "or a message of the largest accepted size could never pass"
+            )
+        self._validate_auth()
         for name in (
             "send_queue_frames",
             "send_queue_bytes",
@@ -101,6 +188,31 @@ class Settings:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
         return self
+
+    def _validate_auth(self) -> None:
+        keys = {
+            "--jwt-secret": self.jwt_secret,
+            "--jwt-public-key": self.jwt_public_key,
+            "--jwt-jwks-file": self.jwt_jwks_file,
+        }
+        given = [flag for flag, value in keys.items() if value]
+        if self.auth == "none":
+            return
+        if not given:
+            raise ValueError(
+                "--auth jwt needs a key: --jwt-secret (HS256), --jwt-public-key FILE "
+                "(RS256/ES256) or --jwt-jwks-file FILE"
+            )
+        if len(given) > 1:
+            raise ValueError(f"--auth jwt takes one key source, not {' and '.join(given)}")
+        if self.jwt_secret and len(self.jwt_secret.encode()) < 32:
+            # RFC 7518 section 3.2: an HS256 key must be at least 256 bits.
+            raise ValueError("--jwt-secret must be at least 32 bytes (RFC 7518 section 3.2)")
+
+
+def to_environ(settings: Settings) -> dict[str, str]:
+    """The `YSYNC_*` variables that rebuild `settings` (for worker processes)."""
+    return {env_name(f.name): str(getattr(settings, f.name)) for f in fields(Settings)}
 
 
 def env_name(setting: str) -> str:

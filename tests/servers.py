@@ -1,14 +1,15 @@
 """Throwaway ysync server processes on ephemeral ports, for tests and benchmarks.
 
-    with YsyncProcess(store="memory://") as server:
-        ... connect to server.ws_url ...
-        server.restart()          # SIGTERM, wait, start again on the same port
-        server.kill()             # SIGKILL
+with YsyncProcess(store="memory://") as server:
+    ... connect to server.ws_url ...
+    server.restart()          # SIGTERM, wait, start again on the same port
+    server.kill()             # SIGKILL
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -59,7 +60,9 @@ class YsyncProcess:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"ysync exited with {self.proc.returncode} at start: {self.log()}")
+                raise RuntimeError(
+                    f"ysync exited with {self.proc.returncode} at start: {self.log()}"
+                )
             try:
                 with urllib.request.urlopen(self.http_url + "/readyz", timeout=1) as response:
                     if response.status == 200:
@@ -99,6 +102,48 @@ class YsyncProcess:
         self.start()
 
     def __enter__(self) -> YsyncProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RedisProcess:
+    """A throwaway `redis-server` on a free port (no persistence), restartable on that port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisProcess:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", "no", "--loglevel", "warning"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def __enter__(self) -> RedisProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
