@@ -38,10 +38,15 @@ class RoomRegistry:
         awareness_timeout: float = 30.0,
         write_refusal: Callable[[], str | None] = lambda: None,
         anti_entropy_interval: float = 10.0,
+        liveness_interval: float = 5.0,
     ) -> None:
         self.store = store
         self.update_log = update_log
-        self.replicator = Replicator(bus, anti_entropy_interval=anti_entropy_interval)
+        self.replicator = Replicator(
+            bus,
+            anti_entropy_interval=anti_entropy_interval,
+            liveness_interval=liveness_interval,
+        )
         self.hooks = hooks or Hooks()
         self.unload_grace = unload_grace
         self.awareness_timeout = awareness_timeout

@@ -30,6 +30,8 @@ from ysync.rooms.protocols import Bus, Store
 from ysync.rooms.redis_bus import RedisBus
 from ysync.rooms.registry import RoomRegistry
 from ysync.server import http_api
+from ysync.server.auth import authenticator_for
+from ysync.server.limits import Limits
 from ysync.server.logs import configure as configure_logs
 from ysync.server.settings import Settings
 from ysync.server.transport import WebSocketEndpoint
@@ -63,7 +65,7 @@ class Node:
 async def _open_bus(settings: Settings) -> Bus:
     if not settings.redis_url:
         return LocalBus()
-    bus = RedisBus(settings.redis_url)
+    bus = RedisBus(settings.redis_url, heartbeat_ttl=settings.node_ttl)
     try:
         await bus.connect()
     except (RedisError, OSError) as exc:
@@ -105,6 +107,10 @@ def create_app(
     """The ysync ASGI app. `store` overrides `settings.store` (e.g. your own adapter)."""
     settings = (settings or Settings()).validated()
     hooks = hooks or Hooks()
+    # Who authenticates: the host's own `authenticate` hook if it overrides it,
+    # else JWT with --auth jwt, else nobody. Built now, so a bad key fails here.
+    authenticator = authenticator_for(settings, hooks)
+    limits = Limits.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -131,13 +137,19 @@ def create_app(
             awareness_timeout=settings.awareness_timeout,
             write_refusal=update_log.refusal,
             anti_entropy_interval=settings.anti_entropy_interval,
+            liveness_interval=min(5.0, settings.node_ttl / 3),
         )
         endpoint = WebSocketEndpoint(
             registry,
             hooks,
             send_queue_frames=settings.send_queue_frames,
             send_queue_bytes=settings.send_queue_bytes,
+            authenticator=authenticator,
+            limits=limits,
+            auth_timeout=settings.auth_timeout,
+            token_expiry_grace=settings.token_expiry_grace,
         )
+        log.info("authentication: %s", authenticator.description)
         node = Node(settings, the_store, update_log, registry, endpoint, bus)
         try:
             async with asyncio.TaskGroup() as tasks:

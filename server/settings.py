@@ -29,6 +29,9 @@ class Settings:
     redis_url: str = _setting(
         "", "Redis URL for multi-node fan-out, e.g. redis://127.0.0.1:6379/0 (empty: single node)"
     )
+    node_ttl: float = _setting(
+        15.0, "seconds without a heartbeat after which a node's clients' presence is dropped"
+    )
     anti_entropy_interval: float = _setting(
         10.0, "seconds between state-vector checks of each open room with the other nodes"
     )
