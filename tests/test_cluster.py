@@ -266,3 +266,32 @@ def test_a_dropped_publish_is_detected_as_a_gap_and_repaired(redis: RedisProcess
             await bus.close()
 
     run(scenario())
+
+
+def test_two_worker_processes_share_the_port_and_one_truth(
+    tmp_path: Path, redis: RedisProcess
+) -> None:
+    store = f"sqlite:///{tmp_path}/workers.db"
+    with YsyncProcess(
+        "--workers", "2", "--redis-url", redis.url, *FAST, store=store, log_path=tmp_path / "log"
+    ) as server:
+
+        async def scenario() -> None:
+            import redis.asyncio as aioredis
+
+            client = aioredis.Redis.from_url(redis.url)
+            async with asyncio.timeout(10):
+                while len(await client.keys("ysync:node:*")) < 2:  # both workers are up
+                    await asyncio.sleep(0.05)
+            await client.aclose()
+            sessions = [await connect(server.ws_url, "workers").__aenter__() for _ in range(12)]
+            for s in sessions:
+                await s.synced()
+            for i, s in enumerate(sessions):
+                s.doc.get("a", type=Array).append(i)
+            await wait_until(lambda: converged(sessions), 15)
+            assert sorted(sessions[0].doc.get("a", type=Array).to_py()) == list(range(12))
+            for s in sessions:
+                await s.close()
+
+        run(scenario())
