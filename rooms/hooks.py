@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from pycrdt import Doc
 
@@ -20,15 +21,69 @@ class ConnectionRequest:
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)  # names lower-cased
     client: str | None = None  # "host:port" of the peer, when known
+    # The token a client sent in a y-websocket auth message as its first frame
+    # (`varUint(2) varUint(0) varString(token)`), when the server waited for one.
+    auth_message: str | None = None
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token, from the first of: `Authorization: Bearer` header,
+        `token` query parameter (what browsers can send), auth message."""
+        scheme, _, value = self.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return self.query.get("token") or self.auth_message or None
+
+
+class Role(StrEnum):
+    """What a connection may do in a room, from most to least powerful."""
+
+    OWNER = "owner"  # everything, incl. deleting/restoring the room via the HTTP API
+    EDITOR = "editor"  # edit the document
+    COMMENTER = "commenter"  # presence and comments, no document edits
+    VIEWER = "viewer"  # read the document and presence; may send its own cursor
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+
+_RANKS = {Role.VIEWER: 0, Role.COMMENTER: 1, Role.EDITOR: 2, Role.OWNER: 3}
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who a connection is and what it may do, per connection (never per room)."""
+    """Who a connection is and what it may do, per connection (never per room).
+
+    `Identity()` is an anonymous editor (what every client is with auth off).
+    `read_only=True` forbids document edits whatever the role.
+    """
 
     user_id: str | None = None
     name: str | None = None
     read_only: bool = False
+    role: Role = Role.EDITOR
+    # Unix time after which the connection is closed with 4401 (token expiry),
+    # plus the server's --token-expiry-grace; None: never.
+    expires_at: float | None = None
+
+    @property
+    def can_edit(self) -> bool:
+        """May change the document (owner, editor)."""
+        return not self.read_only and self.role.rank >= _RANKS[Role.EDITOR]
+
+    @property
+    def can_comment(self) -> bool:
+        """May add comments (owner, editor, commenter)."""
+        return self.role.rank >= _RANKS[Role.COMMENTER]
+
+    @property
+    def can_manage(self) -> bool:
+        """May delete or restore the room via the HTTP API (owner)."""
+        return self.role is Role.OWNER
+
+    # Every role may read the document and the presence states, and send its
+    # own presence (cursor): presence write is a separate right from document write.
 
 
 class Refused(Exception):
@@ -49,6 +104,11 @@ class Hooks:
     """Extension points, called in this order for a room: authenticate (per
     connection), load_document (once per load), on_change (every change),
     store_document (when the room unloads or the server stops)."""
+
+    #: True: a connection without a token in its header or query may send it as
+    #: its first frame, a y-websocket auth message (`request.auth_message`); the
+    #: server waits --auth-timeout seconds for it, sending nothing of the room.
+    accepts_auth_message: bool = False
 
     async def authenticate(self, request: ConnectionRequest) -> Identity:
         """Decide who may connect; raise `Refused` to deny. Default: anyone edits."""

@@ -14,6 +14,7 @@ import uvicorn
 from ysync import __version__
 from ysync.server import settings as settings_module
 from ysync.server.app import create_app
+from ysync.server.auth import JwtVerifier
 from ysync.server.logs import configure
 from ysync.server.settings import Settings
 
@@ -42,8 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check_supported(settings: Settings) -> None:
     # Refuse loudly rather than silently run without what was asked for.
-    if settings.auth != "none":
-        raise ValueError("--auth jwt is not available in this version yet")
+    if settings.auth == "jwt":
+        # Settings.validated() refused a missing key; this reads and checks it.
+        JwtVerifier.from_settings(settings)
 
 
 def serve(settings: Settings) -> int:
@@ -65,7 +67,9 @@ def serve(settings: Settings) -> int:
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
-        "ws_max_size": settings.max_message_bytes,
+        # Twice the limit, so the transport sees an oversized message and closes
+        # with 4413, which the JS provider does not retry (1009 it would).
+        "ws_max_size": 2 * settings.max_message_bytes,
         # Compression is per recipient: it would multiply CPU by the room size.
         "ws_per_message_deflate": False,
         "log_config": None,

@@ -4,21 +4,42 @@ Per connection: this coroutine reads frames and hands them to the room, and
 one sender task drains the peer's bounded queue. Broadcasts never apply
 backpressure: a client whose queue fills is cut off with 4508 (slow consumer)
 instead of slowing the room or growing memory without bound.
+
+Before a connection may see a byte of its room it passes, in order: the room
+name check, the per-address throttle, the Origin list, authentication (waiting
+for a y-websocket auth message when the URL carries no token), and the node's
+and the room's capacity. A refusal accepts the WebSocket, then closes it with a
+code (the JS provider sees close codes, not HTTP statuses). Afterwards every
+frame is checked against the message size and the connection's rate budget,
+and the connection is closed with 4401 when its token expires.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import time
 from collections import deque
 from typing import Any
 from urllib.parse import parse_qsl
 
 from ysync.rooms import codec
 from ysync.rooms.hooks import ConnectionRequest, Hooks, Identity, Refused
-from ysync.rooms.protocols import StoreError
+from ysync.rooms.protocols import Peer, StoreError
 from ysync.rooms.registry import RoomRegistry
+from ysync.server import audit
+from ysync.server.auth import Authenticator
+from ysync.server.limits import (
+    CLOSE_FORBIDDEN,
+    CLOSE_OVER_CAPACITY,
+    CLOSE_RATE_LIMITED,
+    CLOSE_TOO_LARGE,
+    AddressThrottle,
+    ConnectionRate,
+    Limits,
+)
 
 log = logging.getLogger("ysync.transport")
 
@@ -26,7 +47,17 @@ CLOSE_NORMAL = 1000
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_MALFORMED = 4400
+CLOSE_UNAUTHORIZED = 4401
 CLOSE_SLOW_CONSUMER = 4508
+
+# Closes recorded in the audit log, by the action they are recorded as.
+_AUDITED = {
+    CLOSE_UNAUTHORIZED: "auth_failed",
+    CLOSE_FORBIDDEN: "access_denied",
+    CLOSE_TOO_LARGE: "limit_exceeded",
+    CLOSE_RATE_LIMITED: "limit_exceeded",
+    CLOSE_OVER_CAPACITY: "limit_exceeded",
+}
 
 _MAX_ROOM_NAME = 512
 _ABORT_AFTER = 15.0  # seconds a closing connection may take before it is dropped
@@ -50,8 +81,11 @@ class WebSocketPeer:
         "_queued_bytes",
         "_waiter",
         "aborted",
+        "client",
         "connection_id",
+        "edit_denied",
         "identity",
+        "room",
         "task",
     )
 
@@ -76,6 +110,9 @@ class WebSocketPeer:
         self.aborted = False
         self.connection_id = connection_id
         self.identity = identity
+        self.room: str | None = None
+        self.client: str | None = None
+        self.edit_denied = False  # recorded in the audit log once per connection
         self.task: asyncio.Task[Any] | None = None  # the connection's receive loop
 
     @property
@@ -99,6 +136,16 @@ class WebSocketPeer:
     def close(self, code: int, reason: str) -> None:
         if self._closing is not None:
             return
+        action = _AUDITED.get(code)
+        if action is not None:
+            audit.record(
+                action,
+                subject=self.identity.user_id,
+                room=self.room,
+                client=self.client,
+                reason=reason,
+                code=code,
+            )
         self._closing = (code, _close_reason(reason))
         self._queue.clear()
         self._queued_bytes = 0
@@ -162,12 +209,24 @@ class WebSocketEndpoint:
         send_queue_frames: int,
         send_queue_bytes: int,
         keepalive: float = 20.0,
+        authenticator: Authenticator | None = None,
+        limits: Limits | None = None,
+        auth_timeout: float = 10.0,
+        token_expiry_grace: float = 0.0,
     ) -> None:
         self.registry = registry
         self.hooks = hooks
         self.send_queue_frames = send_queue_frames
         self.send_queue_bytes = send_queue_bytes
         self.keepalive = keepalive
+        # Default: the hooks' authenticate (anyone edits unless they override it).
+        self.authenticator = authenticator or Authenticator(hooks, "hooks")
+        self.limits = limits if limits is not None else Limits()
+        self.auth_timeout = auth_timeout
+        self.token_expiry_grace = token_expiry_grace
+        self.throttle = AddressThrottle(
+            self.limits.ip_connections_per_minute, self.limits.ip_ban_seconds
+        )
         self.connections = 0
         self._next_id = 0
 
@@ -176,19 +235,44 @@ class WebSocketEndpoint:
         if connect["type"] != "websocket.connect":
             return
         room_name: str = scope["path_params"]["room"]
-        refusal = _check_room_name(room_name)
+        request = _request(scope, room_name)
+        refusal = _check_room_name(room_name) or self._admission_refusal(scope, request)
         identity = Identity()
+        accepted = False
+        if refusal is None and self.authenticator.accepts_auth_message and request.token is None:
+            # The token may come as the first frame: accept and wait for it,
+            # sending nothing of the room meanwhile.
+            await send({"type": "websocket.accept"})
+            accepted = True
+            waited = await self._read_auth_message(receive, request)
+            if waited is None:
+                return  # the client went away
+            request, refusal = waited
         if refusal is None:
             try:
-                identity = await self.hooks.authenticate(_request(scope, room_name))
+                identity = await self.authenticator.authenticate(request)
             except Refused as exc:
                 refusal = (exc.code, exc.reason)
+        if refusal is None:
+            refusal = self._identity_refusal(identity) or self._node_capacity_refusal(room_name)
         # Accept, then close with a code: the JS provider sees close codes, not HTTP
         # statuses, and does not retry 44xx. Nothing of the room is sent.
-        await send({"type": "websocket.accept"})
+        if not accepted:
+            await send({"type": "websocket.accept"})
         if refusal is not None:
             code, reason = refusal
-            log.info("connection refused: %s", reason, extra={"room": room_name})
+            action = _AUDITED.get(code)
+            if action is None:
+                log.info("connection refused: %s", reason, extra={"room": room_name})
+            else:
+                audit.record(
+                    action,
+                    subject=identity.user_id,
+                    room=room_name,
+                    client=request.client,
+                    reason=reason,
+                    code=code,
+                )
             await send({"type": "websocket.close", "code": code, "reason": _close_reason(reason)})
             return
         try:
@@ -203,6 +287,25 @@ class WebSocketEndpoint:
                 }
             )
             return
+        limits = self.limits
+        if limits.max_clients_per_room and len(room.peers) >= limits.max_clients_per_room:
+            self.registry.release(room_name)
+            reason = (
+                f"room full: {limits.max_clients_per_room} clients (max_clients_per_room), "
+                "retry later"
+            )
+            audit.record(
+                "limit_exceeded",
+                subject=identity.user_id,
+                room=room_name,
+                client=request.client,
+                reason=reason,
+                code=CLOSE_OVER_CAPACITY,
+            )
+            await send({"type": "websocket.close", "code": CLOSE_OVER_CAPACITY, "reason": reason})
+            return
+        room.max_document_bytes = limits.max_document_bytes
+        room.on_edit_refused = self._edit_refused
         self._next_id += 1
         peer = WebSocketPeer(
             send,
@@ -212,11 +315,22 @@ class WebSocketEndpoint:
             max_bytes=self.send_queue_bytes,
             keepalive=self.keepalive,
         )
+        peer.room = room_name
+        peer.client = request.client
         peer.task = asyncio.current_task()
         sender = asyncio.create_task(peer.run_sender())
+        expiry = self._schedule_expiry(peer)
         self.connections += 1
+        audit.record(
+            "connect",
+            subject=identity.user_id,
+            room=room_name,
+            client=request.client,
+            role=identity.role.value,
+            read_only=not identity.can_edit,
+        )
         try:
-            room.join(peer, read_only=identity.read_only)
+            room.join(peer, read_only=not identity.can_edit)
             await self._receive_loop(receive, room, peer)
         except asyncio.CancelledError:
             current = asyncio.current_task()
@@ -224,6 +338,8 @@ class WebSocketEndpoint:
                 raise
             current.uncancel()  # we dropped a client that stopped reading
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self.connections -= 1
             room.leave(peer)
             self.registry.release(room_name)
@@ -232,6 +348,13 @@ class WebSocketEndpoint:
                 await sender
 
     async def _receive_loop(self, receive: Any, room: Any, peer: WebSocketPeer) -> None:
+        limits = self.limits
+        max_message = limits.max_message_bytes
+        rate = (
+            ConnectionRate(limits, time.monotonic())
+            if limits.rate_messages or limits.rate_bytes
+            else None
+        )
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
@@ -242,6 +365,14 @@ class WebSocketEndpoint:
             if frame is None:
                 peer.close(CLOSE_MALFORMED, "text frames are not part of the y-websocket protocol")
                 continue
+            if len(frame) > max_message:
+                peer.close(CLOSE_TOO_LARGE, limits.message_refusal(len(frame)) or "too large")
+                continue
+            if rate is not None:
+                exceeded = rate.exceeded(len(frame), time.monotonic())
+                if exceeded is not None:
+                    peer.close(CLOSE_RATE_LIMITED, exceeded)
+                    continue
             try:
                 room.receive(peer, frame)
             except codec.ProtocolError as exc:
@@ -257,6 +388,85 @@ class WebSocketEndpoint:
                     extra={"room": room.name, "conn": peer.connection_id},
                 )
                 peer.close(CLOSE_INTERNAL_ERROR, "internal error")
+
+    # -- admission -----------------------------------------------------------------------
+
+    def _admission_refusal(
+        self, scope: dict[str, Any], request: ConnectionRequest
+    ) -> tuple[int, str] | None:
+        client = scope.get("client")
+        refusal = self.throttle.admit(client[0] if client else None)
+        if refusal is not None:
+            return CLOSE_RATE_LIMITED, refusal
+        refusal = self.limits.origin_refusal(request.headers)
+        if refusal is not None:
+            return CLOSE_FORBIDDEN, refusal
+        return None
+
+    async def _read_auth_message(
+        self, receive: Any, request: ConnectionRequest
+    ) -> tuple[ConnectionRequest, tuple[int, str] | None] | None:
+        """Wait for the first frame; it must be an auth message carrying the token.
+        None: the client disconnected."""
+        missing = (
+            CLOSE_UNAUTHORIZED,
+            "token missing: send ?token=, Authorization: Bearer, or an auth message first",
+        )
+        try:
+            async with asyncio.timeout(self.auth_timeout):
+                message = await receive()
+        except TimeoutError:
+            return request, missing
+        if message["type"] == "websocket.disconnect":
+            return None
+        frame = message.get("bytes")
+        try:
+            decoded = codec.decode(frame) if frame is not None else None
+        except codec.ProtocolError:
+            decoded = None
+        if not isinstance(decoded, codec.Auth) or decoded.kind != 0 or not decoded.reason:
+            return request, missing
+        return dataclasses.replace(request, auth_message=decoded.reason), None
+
+    def _identity_refusal(self, identity: Identity) -> tuple[int, str] | None:
+        expires_at = identity.expires_at
+        if expires_at is not None and expires_at + self.token_expiry_grace <= time.time():
+            return CLOSE_UNAUTHORIZED, "token expired"
+        return None
+
+    def _node_capacity_refusal(self, room_name: str) -> tuple[int, str] | None:
+        # Rooms being loaded right now are not counted: concurrent first joins of
+        # different rooms can overshoot by the number in flight.
+        rooms = self.registry.rooms
+        limit = self.limits.max_rooms
+        if limit and room_name not in rooms and len(rooms) >= limit:
+            return CLOSE_OVER_CAPACITY, f"node full: {limit} rooms open (max_rooms), retry later"
+        return None
+
+    def _schedule_expiry(self, peer: WebSocketPeer) -> asyncio.TimerHandle | None:
+        """One timer per connection (no polling): close with 4401 when the token expires."""
+        expires_at = peer.identity.expires_at
+        if expires_at is None:
+            return None
+        delay = expires_at + self.token_expiry_grace - time.time()
+        return asyncio.get_running_loop().call_later(
+            max(delay, 0.0),
+            peer.close,
+            CLOSE_UNAUTHORIZED,
+            "token expired: reconnect with a fresh token",
+        )
+
+    def _edit_refused(self, peer: Peer) -> None:
+        if isinstance(peer, WebSocketPeer) and not peer.edit_denied:
+            peer.edit_denied = True
+            audit.record(
+                "edit_denied",
+                subject=peer.identity.user_id,
+                room=peer.room,
+                client=peer.client,
+                role=peer.identity.role.value,
+                reason="document edits not allowed for this role",
+            )
 
 
 def _check_room_name(name: str) -> tuple[int, str] | None:
