@@ -1,0 +1,186 @@
+"""HTTP client for the ysync server's HTTP API, sync (`Client`) and async (`AsyncClient`).
+
+    from ysync.clients.http import Client
+
+    with Client("http://127.0.0.1:1234") as api:
+        api.health()                       # {"status": "ok"}
+        if api.ready().ready: ...
+        for room in api.rooms().rooms: print(room.name, room.clients)
+
+The base URL may also be the WebSocket URL (`ws://` → `http://`, `wss://` →
+`https://`), so one `--url` serves both. A token is sent as
+`Authorization: Bearer <token>`. Errors: `HTTPError` (status and the server's
+JSON `error`), `ConnectError` when the server cannot be reached.
+
+Endpoints so far: `GET /healthz`, `GET /readyz`, `GET /api/rooms`; methods are
+added here as the server's API grows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ysync.clients.errors import ClientError, ConnectError
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class HTTPError(ClientError):
+    """The server answered with an error status; `error` is its JSON message."""
+
+    def __init__(self, status: int, error: str, url: str) -> None:
+        super().__init__(f"HTTP {status} from {url}: {error}")
+        self.status = status
+        self.error = error
+        self.url = url
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """`GET /readyz`: whether the node takes new clients, and if not, why."""
+
+    ready: bool
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    name: str
+    clients: int  # open connections in the room on this node
+    awareness: int  # present awareness states (cursors)
+
+
+@dataclass(frozen=True, slots=True)
+class Rooms:
+    """`GET /api/rooms`: the rooms loaded on this node."""
+
+    rooms: tuple[RoomInfo, ...]
+    connections: int  # WebSocket connections on this node, all rooms
+
+
+def http_base_url(url: str) -> str:
+    """`ws://host:port/prefix` → `http://host:port/prefix` (http URLs unchanged)."""
+    for ws, http in (("ws://", "http://"), ("wss://", "https://")):
+        if url.startswith(ws):
+            url = http + url[len(ws) :]
+    return url.rstrip("/")
+
+
+def _headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _body(response: httpx.Response, *, ok: tuple[int, ...] = ()) -> Any:
+    """The decoded JSON body; raise `HTTPError` unless 2xx or a status in `ok`."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.is_success or response.status_code in ok:
+        return body
+    error = body.get("error") if isinstance(body, dict) else None
+    raise HTTPError(
+        response.status_code, str(error or response.text[:200]), str(response.request.url)
+    )
+
+
+def _readiness(body: Any) -> Readiness:
+    return Readiness(bool(body["ready"]), tuple(body.get("problems", ())))
+
+
+def _rooms(body: Any) -> Rooms:
+    rooms = tuple(
+        RoomInfo(r["name"], int(r.get("clients", 0)), int(r.get("awareness", 0)))
+        for r in body["rooms"]
+    )
+    return Rooms(rooms, int(body.get("connections", 0)))
+
+
+class Client:
+    """Blocking client. Use as a context manager, or call `close()`."""
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:1234",
+        *,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = http_base_url(url)
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=_headers(token), timeout=timeout, transport=transport
+        )
+
+    def _get(self, path: str) -> httpx.Response:
+        try:
+            return self._http.get(path)
+        except httpx.TransportError as exc:
+            raise ConnectError(f"cannot reach {self.base_url}: {exc}") from exc
+
+    def health(self) -> dict[str, Any]:
+        """`GET /healthz`: the process is alive (raises if not)."""
+        result: dict[str, Any] = _body(self._get("/healthz"))
+        return result
+
+    def ready(self) -> Readiness:
+        """`GET /readyz`; a 503 ("not ready") is an answer, not an error."""
+        return _readiness(_body(self._get("/readyz"), ok=(503,)))
+
+    def rooms(self) -> Rooms:
+        """`GET /api/rooms`: rooms loaded on this node and their clients."""
+        return _rooms(_body(self._get("/api/rooms")))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """The same API as `Client`, with `await`. Use `async with`, or `await close()`."""
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:1234",
+        *,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = http_base_url(url)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=_headers(token), timeout=timeout, transport=transport
+        )
+
+    async def _get(self, path: str) -> httpx.Response:
+        try:
+            return await self._http.get(path)
+        except httpx.TransportError as exc:
+            raise ConnectError(f"cannot reach {self.base_url}: {exc}") from exc
+
+    async def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = _body(await self._get("/healthz"))
+        return result
+
+    async def ready(self) -> Readiness:
+        return _readiness(_body(await self._get("/readyz"), ok=(503,)))
+
+    async def rooms(self) -> Rooms:
+        return _rooms(_body(await self._get("/api/rooms")))
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
