@@ -87,11 +87,8 @@ def jwt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YsyncProces
 
 def audit_events(server: YsyncProcess) -> list[dict[str, Any]]:
     assert server.log_path is not None
-    events = []
-    for line in server.log_path.read_text().splitlines():
-        if '"audit"' in line:
-            events.append(json.loads(line))
-    return events
+    events = [json.loads(line) for line in server.log_path.read_text().splitlines()]
+    return [event for event in events if event.get("audit") is True]
 
 
 # -- permissions: claims -> role -------------------------------------------------------
