@@ -1,0 +1,352 @@
+// The benchmark's load generator: one Node process, real Yjs clients, neutral to every server.
+//
+// Usage: node loadgen.mjs '<json config>'   (loadtest/bench.py builds the config and reads stdout)
+//
+// Clients are writers (own a Y.Doc, edit it at a fixed rate, send each real Yjs update), probes
+// (apply every update to their own Y.Doc and time each edit they see) or drainers (read and drop
+// frames: they only answer the sync handshake). Each edit is a new key in the map "e" whose value
+// carries its send time (performance.now(), ms), so a probe reads the latency from the edit
+// itself. Only edits sent inside the measurement window count; a delivery counts if a probe sees
+// it before the drain deadline.
+//
+// stdout is one JSON object per line: {"event":"connected",...}, {"event":"measure_start"},
+// {"event":"measure_end"}, {"event":"result",...}. Everything is bounded by config.deadline.
+//
+// Protocols: "y-websocket" (room = URL path) and "hocuspocus" (every message starts with the
+// document name; the client authenticates with an empty token before syncing).
+
+import { performance } from 'node:perf_hooks'
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+import WebSocket from 'ws'
+import * as Y from 'yjs'
+
+const cfg = {
+  url: 'ws://127.0.0.1:1234',
+  protocol: 'y-websocket',
+  room_prefix: 'bench',
+  rooms: 1,
+  clients_per_room: 2,
+  writers_per_room: 1,
+  probes_per_room: 1,
+  rate: 1, // edits per second per writer
+  payload: 32, // bytes of filler in each edit
+  warmup: 1, // seconds of editing before the window opens
+  duration: 3, // seconds of the measurement window
+  drain: 5, // seconds to wait after the window for late deliveries
+  hold: 0, // seconds to keep idle connections open after connecting (idle scenario)
+  connect_concurrency: 100,
+  connect_timeout: 30,
+  deadline: 300, // hard limit on the whole run, seconds
+  ...JSON.parse(process.argv[2] ?? '{}'),
+}
+
+const MSG_SYNC = 0
+const MSG_AUTH = 2
+const MSG_SYNC_REPLY = 4 // hocuspocus: a sync message that asks for no SyncStep1 back
+const STEP1 = 0
+const STEP2 = 1
+const UPDATE = 2
+const EMPTY_UPDATE = new Uint8Array([0, 0])
+const HOCUS = cfg.protocol === 'hocuspocus'
+
+const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
+const now = () => performance.now()
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+setTimeout(() => {
+  emit({ event: 'error', error: `deadline of ${cfg.deadline} s reached` })
+  process.exit(3)
+}, cfg.deadline * 1000).unref()
+
+// -- framing ----------------------------------------------------------------------------------
+
+function frame(room, type, writeBody) {
+  const enc = encoding.createEncoder()
+  if (HOCUS) encoding.writeVarString(enc, room)
+  encoding.writeVarUint(enc, type)
+  writeBody(enc)
+  return encoding.toUint8Array(enc)
+}
+
+const syncFrame = (room, subtype, payload, type = MSG_SYNC) =>
+  frame(room, type, (enc) => {
+    encoding.writeVarUint(enc, subtype)
+    encoding.writeVarUint8Array(enc, payload)
+  })
+
+// -- measurement state ------------------------------------------------------------------------
+
+let windowStart = Infinity
+let windowEnd = Infinity
+let expected = 0 // deliveries owed to probes for edits sent inside the window
+let delivered = 0
+let sentInWindow = 0
+let sentTotal = 0
+const latencies = []
+let unexpectedCloses = 0
+const closeCodes = {}
+const errors = []
+const noteError = (msg) => {
+  if (errors.length < 10) errors.push(msg)
+}
+
+class Client {
+  constructor(room, role, index) {
+    this.room = room
+    this.role = role // 'writer' | 'probe' | 'drain'
+    this.index = index
+    this.doc = role === 'drain' ? null : new Y.Doc()
+    this.synced = false
+    this.closedByUs = false
+    this.framesIn = 0
+    this.bytesIn = 0
+    this.seq = 0
+    if (role === 'probe') {
+      this.doc.getMap('e').observe((event) => this.onEdits(event))
+    }
+    if (role === 'writer') {
+      this.doc.on('update', (update) => this.sendRaw(syncFrame(this.room.name, UPDATE, update)))
+    }
+  }
+
+  connect() {
+    return new Promise((resolve) => {
+      const started = now()
+      const path = HOCUS ? '' : '/' + this.room.name
+      const ws = (this.ws = new WebSocket(cfg.url + path, { perMessageDeflate: false }))
+      ws.binaryType = 'nodebuffer'
+      let done = false
+      const finish = (ok, why) => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        if (!ok) noteError(`connect ${this.room.name}: ${why}`)
+        resolve(ok ? now() - started : null)
+      }
+      const timer = setTimeout(() => finish(false, 'timeout'), cfg.connect_timeout * 1000)
+      this.onSynced = () => finish(true)
+      ws.on('open', () => {
+        if (HOCUS) {
+          this.sendRaw(
+            frame(this.room.name, MSG_AUTH, (enc) => {
+              encoding.writeVarUint(enc, 0) // token
+              encoding.writeVarString(enc, '')
+            }),
+          )
+        }
+        const sv = this.doc ? Y.encodeStateVector(this.doc) : new Uint8Array([0])
+        this.sendRaw(syncFrame(this.room.name, STEP1, sv))
+      })
+      ws.on('message', (data) => this.onMessage(data))
+      ws.on('error', (err) => finish(false, err.message))
+      ws.on('close', (code) => {
+        finish(false, `closed ${code}`)
+        if (!this.closedByUs) {
+          unexpectedCloses++
+          closeCodes[code] = (closeCodes[code] ?? 0) + 1
+          this.room.live.delete(this)
+        }
+      })
+    })
+  }
+
+  sendRaw(bytes) {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(bytes)
+  }
+
+  onMessage(data) {
+    this.framesIn++
+    this.bytesIn += data.length
+    const dec = decoding.createDecoder(data)
+    if (HOCUS) decoding.readVarString(dec)
+    const type = decoding.readVarUint(dec)
+    if (type !== MSG_SYNC && type !== MSG_SYNC_REPLY) return // awareness, auth, sync status
+    const subtype = decoding.readVarUint(dec)
+    if (subtype === STEP1) {
+      // Answer the server's SyncStep1 with what it lacks (drainers have nothing).
+      const sv = decoding.readVarUint8Array(dec)
+      const update = this.doc && this.role === 'writer' ? Y.encodeStateAsUpdate(this.doc, sv) : EMPTY_UPDATE
+      this.sendRaw(syncFrame(this.room.name, STEP2, update, HOCUS ? MSG_SYNC_REPLY : MSG_SYNC))
+      return
+    }
+    if (this.role === 'probe') {
+      try {
+        Y.applyUpdate(this.doc, decoding.readVarUint8Array(dec))
+      } catch (err) {
+        noteError(`probe ${this.room.name}: bad update: ${err.message}`)
+      }
+    }
+    if (subtype === STEP2 && !this.synced) {
+      this.synced = true
+      this.room.live.add(this)
+      this.onSynced()
+    }
+  }
+
+  onEdits(event) {
+    const t = now()
+    const map = event.target
+    for (const key of event.keysChanged) {
+      const value = map.get(key)
+      if (typeof value !== 'string') continue
+      const sent = parseFloat(value)
+      if (sent >= windowStart && sent < windowEnd) {
+        delivered++
+        latencies.push(t - sent)
+      }
+    }
+  }
+
+  edit() {
+    if (!this.synced || this.ws.readyState !== WebSocket.OPEN) return
+    const t = now()
+    this.seq++
+    const value = t.toFixed(3) + '|' + this.room.filler
+    this.doc.getMap('e').set(`${this.index}-${this.seq}`, value) // → 'update' → send
+    sentTotal++
+    if (t >= windowStart && t < windowEnd) {
+      sentInWindow++
+      for (const c of this.room.live) if (c.role === 'probe') expected++
+    }
+  }
+
+  close() {
+    this.closedByUs = true
+    if (this.ws) this.ws.terminate()
+  }
+}
+
+class Room {
+  constructor(name) {
+    this.name = name
+    this.live = new Set() // clients synced and still open
+    this.filler = 'x'.repeat(cfg.payload)
+    this.clients = []
+  }
+}
+
+// -- run --------------------------------------------------------------------------------------
+
+function percentile(sorted, p) {
+  if (!sorted.length) return null
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[i]
+}
+
+const round = (x) => (x === null ? null : Math.round(x * 1000) / 1000)
+
+let connectTimes = []
+
+function mergeConnect(a, b) {
+  connectTimes.sort((x, y) => x - y)
+  return {
+    ok: a.ok + b.ok,
+    failed: a.failed + b.failed,
+    seconds: round(a.seconds + b.seconds),
+    p50_ms: round(percentile(connectTimes, 50)),
+    p99_ms: round(percentile(connectTimes, 99)),
+    max_ms: round(connectTimes.at(-1) ?? null),
+  }
+}
+
+async function connectAll(clients) {
+  const times = []
+  let failed = 0
+  let next = 0
+  const started = now()
+  const worker = async () => {
+    while (next < clients.length) {
+      const c = clients[next++]
+      const ms = await c.connect()
+      if (ms === null) failed++
+      else times.push(ms)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(cfg.connect_concurrency, clients.length) }, worker))
+  connectTimes = connectTimes.concat(times)
+  return { ok: times.length, failed, seconds: (now() - started) / 1000 }
+}
+
+async function main() {
+  const rooms = []
+  const clients = []
+  for (let r = 0; r < cfg.rooms; r++) {
+    const room = new Room(`${cfg.room_prefix}-${r}`)
+    for (let i = 0; i < cfg.clients_per_room; i++) {
+      const role =
+        i < cfg.writers_per_room ? 'writer' : i < cfg.writers_per_room + cfg.probes_per_room ? 'probe' : 'drain'
+      const c = new Client(room, role, i)
+      room.clients.push(c)
+      clients.push(c)
+    }
+    rooms.push(room)
+  }
+  // Open every room with one client before the rest arrive: pycrdt-websocket drops clients that
+  // join a room while it is being created, and the benchmark measures the steady state.
+  const first = await connectAll(rooms.map((r) => r.clients[0]))
+  const rest = await connectAll(rooms.flatMap((r) => r.clients.slice(1)))
+  const connect = mergeConnect(first, rest)
+  emit({ event: 'connected', ...connect })
+
+  if (cfg.hold > 0) await sleep(cfg.hold * 1000)
+
+  const writers = clients.filter((c) => c.role === 'writer')
+  const timers = []
+  if (writers.length && cfg.rate > 0) {
+    const period = 1000 / cfg.rate
+    const t0 = now()
+    windowStart = t0 + cfg.warmup * 1000
+    windowEnd = windowStart + cfg.duration * 1000
+    // Each writer edits every `period` ms from a random phase, so the load is smooth.
+    for (const w of writers) {
+      const offset = Math.random() * period
+      timers.push(
+        setTimeout(() => {
+          w.edit()
+          timers.push(setInterval(() => w.edit(), period))
+        }, offset),
+      )
+    }
+    await sleep(windowStart - now())
+    emit({ event: 'measure_start' })
+    await sleep(windowEnd - now())
+    emit({ event: 'measure_end' })
+    for (const t of timers) clearTimeout(t)
+    const drainUntil = now() + cfg.drain * 1000
+    while (delivered < expected && now() < drainUntil) await sleep(20)
+  }
+
+  latencies.sort((a, b) => a - b)
+  const framesIn = clients.reduce((s, c) => s + c.framesIn, 0)
+  const bytesIn = clients.reduce((s, c) => s + c.bytesIn, 0)
+  emit({
+    event: 'result',
+    connect,
+    edits_sent: sentTotal,
+    edits_in_window: sentInWindow,
+    window_s: cfg.duration,
+    expected,
+    delivered,
+    latency_ms: {
+      count: latencies.length,
+      p50: round(percentile(latencies, 50)),
+      p95: round(percentile(latencies, 95)),
+      p99: round(percentile(latencies, 99)),
+      max: round(latencies.at(-1) ?? null),
+    },
+    frames_in: framesIn,
+    bytes_in: bytesIn,
+    unexpected_closes: unexpectedCloses,
+    close_codes: closeCodes,
+    errors,
+  })
+  for (const c of clients) c.close()
+  await sleep(50)
+  process.exit(0)
+}
+
+main().catch((err) => {
+  emit({ event: 'error', error: String(err?.stack ?? err) })
+  process.exit(2)
+})

@@ -1,0 +1,230 @@
+"""The servers under test: ysync and its peers, each started as a subprocess on a free port.
+
+ysync runs from this checkout (`python -m ysync serve --store memory://`). The peers are
+installed on first use into a cache directory (default ``~/.cache/ysync-bench``, or
+``$YSYNC_BENCH_CACHE``): npm `@hocuspocus/server` (v3: v4 needs Node 22) and
+`@y/websocket-server` 0.1.1 (the y-websocket reference server; 0.1.5 needs an unreleased
+yjs 14), and pycrdt-websocket from the current environment (a dependency of ysync),
+served by uvicorn. Every server keeps its documents in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ysync.loadtest.node import ensure_node_modules, node_binary
+
+PEERS_DIR = Path(__file__).parent / "peers"
+NODE_PEERS = {
+    "@hocuspocus/server": "^3.4.4",
+    "@y/websocket-server": "0.1.1",
+    "yjs": "~13.6.27",
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("YSYNC_BENCH_CACHE", Path.home() / ".cache" / "ysync-bench"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    protocol: str  # what the load generator speaks: "y-websocket" or "hocuspocus"
+    command: Callable[[int], list[str]]
+    env: Callable[[int], dict[str, str]] = lambda port: {}
+    cwd: Callable[[], Path | None] = lambda: None
+    prepare: Callable[[], None] = lambda: None
+    version: Callable[[], str] = lambda: "?"
+
+
+def _node_cache() -> Path:
+    return cache_dir() / "node"
+
+
+def _install_node_peers() -> None:
+    directory = _node_cache()
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = directory / "package.json"
+    wanted = json.dumps({"private": True, "dependencies": NODE_PEERS}, indent=2) + "\n"
+    if not manifest.exists() or manifest.read_text() != wanted:
+        manifest.write_text(wanted)  # newer than node_modules: the next call reinstalls
+    ensure_node_modules(directory)
+    # ESM resolves packages next to the script, so the script lives in the cache too.
+    shutil.copyfile(PEERS_DIR / "hocuspocus-server.mjs", directory / "hocuspocus-server.mjs")
+
+
+def _npm_version(package: str) -> Callable[[], str]:
+    def version() -> str:
+        try:
+            path = _node_cache() / "node_modules" / package / "package.json"
+            return str(json.loads(path.read_text())["version"])
+        except (OSError, ValueError, KeyError):
+            return "?"
+
+    return version
+
+
+def _python_version(dist: str) -> Callable[[], str]:
+    def version() -> str:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "?"
+
+    return version
+
+
+def _ysync_version() -> str:
+    root = Path(__file__).parent.parent
+    try:
+        rev = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        rev = "?"
+    return f"{_python_version('ysync')()} ({rev})"
+
+
+YSYNC = ServerSpec(
+    name="ysync",
+    protocol="y-websocket",
+    command=lambda port: [
+        *(sys.executable, "-m", "ysync", "serve", "--store", "memory://"),
+        *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+    ],
+    # Every benchmark client comes from 127.0.0.1: lift the per-address connection limit
+    # (the peers have none). Set through the environment so older versions ignore it.
+    env=lambda port: {"YSYNC_IP_CONNECTIONS_PER_MINUTE": "0"},
+    version=_ysync_version,
+)
+
+HOCUSPOCUS = ServerSpec(
+    name="hocuspocus",
+    protocol="hocuspocus",
+    command=lambda port: [node_binary(), "hocuspocus-server.mjs", str(port)],
+    cwd=_node_cache,
+    prepare=_install_node_peers,
+    version=_npm_version("@hocuspocus/server"),
+)
+
+Y_WEBSOCKET = ServerSpec(
+    name="y-websocket",
+    protocol="y-websocket",
+    command=lambda port: [node_binary(), "node_modules/@y/websocket-server/src/server.js"],
+    env=lambda port: {"HOST": "127.0.0.1", "PORT": str(port)},
+    cwd=_node_cache,
+    prepare=_install_node_peers,
+    version=_npm_version("@y/websocket-server"),
+)
+
+PYCRDT_WEBSOCKET = ServerSpec(
+    name="pycrdt-websocket",
+    protocol="y-websocket",
+    command=lambda port: [
+        *(sys.executable, "-m", "uvicorn", "ysync.loadtest.pycrdt_peer:app"),
+        *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+        # The same transport settings as `ysync serve`: no per-message compression.
+        *("--ws-per-message-deflate", "false", "--ws-max-size", str(16 * 1024 * 1024)),
+    ],
+    version=_python_version("pycrdt-websocket"),
+)
+
+SERVERS = {s.name: s for s in (YSYNC, HOCUSPOCUS, Y_WEBSOCKET, PYCRDT_WEBSOCKET)}
+PEERS = [HOCUSPOCUS, Y_WEBSOCKET, PYCRDT_WEBSOCKET]
+
+
+def pinned(command: list[str], cpu: int | None) -> list[str]:
+    """Prefix `taskset -c CPU` when pinning is possible (Linux, taskset, that CPU present)."""
+    if cpu is None or shutil.which("taskset") is None or cpu not in os.sched_getaffinity(0):
+        return command
+    return ["taskset", "-c", str(cpu), *command]
+
+
+@dataclass
+class RunningServer:
+    spec: ServerSpec
+    port: int
+    process: asyncio.subprocess.Process
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
+async def _wait_listening(port: int, process: asyncio.subprocess.Process, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if process.returncode is not None:
+            raise RuntimeError(f"server exited with code {process.returncode} before listening")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if loop.time() > deadline:
+                raise RuntimeError(
+                    f"server not listening on port {port} after {timeout} s"
+                ) from None
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+
+
+@contextlib.asynccontextmanager
+async def start_server(
+    spec: ServerSpec, *, cpu: int | None, log_path: Path, timeout: float = 30
+) -> AsyncIterator[RunningServer]:
+    """Start `spec` on a free 127.0.0.1 port pinned to `cpu`; stop it (SIGTERM, then SIGKILL)."""
+    port = free_port()
+    with log_path.open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            *pinned(spec.command(port), cpu),
+            cwd=spec.cwd(),
+            env={**os.environ, **spec.env(port), "NODE_NO_WARNINGS": "1"},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    try:
+        await _wait_listening(port, process, timeout)
+        yield RunningServer(spec, port, process)
+    finally:
+        await stop_process(process)
+
+
+async def stop_process(process: asyncio.subprocess.Process, grace: float = 10) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), grace)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
