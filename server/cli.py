@@ -12,6 +12,7 @@ from typing import Any
 import uvicorn
 
 from ysync import __version__
+from ysync.clients import cli as client_cli
 from ysync.server import settings as settings_module
 from ysync.server.app import create_app
 from ysync.server.auth import JwtVerifier
@@ -27,11 +28,14 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the server", description="Run the ysync server.")
     settings_module.add_arguments(serve)
+    client_cli.add_commands(commands)  # doc get/put, watch
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in client_cli.COMMANDS:
+        return client_cli.run(args)
     try:
         settings = settings_module.from_arguments(args)
         _check_supported(settings)
