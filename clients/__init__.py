@@ -10,7 +10,7 @@
 `ysync.clients.errors`; the HTTP API in `ysync.clients.http`. Guide: docs/sdk.md.
 """
 
-from ysync.clients.awareness import AwarenessChange, ClientAwareness
+from ysync.clients.awareness import AwarenessChange, AwarenessStates, ClientAwareness
 from ysync.clients.backoff import Backoff
 from ysync.clients.errors import (
     AuthenticationError,
@@ -30,6 +30,7 @@ from ysync.clients.session import Session, Status, StatusEvent, connect, room_ur
 __all__ = [
     "AuthenticationError",
     "AwarenessChange",
+    "AwarenessStates",
     "Backoff",
     "ClientAwareness",
     "ClientError",

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,17 +38,54 @@ class AwarenessChange:
 AwarenessCallback = Callable[[AwarenessChange], None]
 
 
+class _Raw(str):
+    """A remote state kept as the JSON text it arrived as; decoded when read."""
+
+    __slots__ = ()
+
+
+class AwarenessStates(Mapping[int, Any]):
+    """client id → state of every present client (a read-only mapping).
+
+    Other clients' states are kept as their JSON text and decoded on each
+    read: a process running hundreds of sessions in one room holds N² states,
+    and most are never read. Each read returns a fresh object, so changing it
+    changes nothing here."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self) -> None:
+        self._data: dict[int, Any] = {}
+
+    def __getitem__(self, client_id: int) -> Any:
+        value = self._data[client_id]
+        return json.loads(value) if type(value) is _Raw else value
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, client_id: object) -> bool:
+        return client_id in self._data
+
+    def __repr__(self) -> str:
+        return f"AwarenessStates({dict(self.items())!r})"
+
+
 class ClientAwareness:
     """Who is present in the room, and our own presence state.
 
     `states` maps client id → state (decoded JSON) for every present client,
-    ours included (`client_id`). Set ours with `set_local_state`; watch others
+    ours included (`client_id`); see `AwarenessStates`. Set ours with `set_local_state`; watch others
     with `observe` or wait on a condition with `wait_for`.
     """
 
     def __init__(self, client_id: int, send: Callable[[bytes], None]) -> None:
         self.client_id = client_id
-        self.states: dict[int, Any] = {}  # client id -> decoded state
+        self.states = AwarenessStates()
+        self._states = self.states._data  # client id -> our state, or others' JSON text
         self._clocks: dict[int, int] = {}
         self._updated_at: dict[int, float] = {}
         self._send = send
@@ -58,18 +95,18 @@ class ClientAwareness:
     @property
     def local_state(self) -> Any:
         """Our current state, or None when we are not present."""
-        return self.states.get(self.client_id)
+        return self._states.get(self.client_id)
 
     def set_local_state(self, state: Any) -> None:
         """Publish our state (any JSON value; None removes us). Sent at once if
         connected; otherwise announced when the session (re)connects."""
-        previous = self.states.get(self.client_id)
+        previous = self._states.get(self.client_id)
         clock = self._clocks.get(self.client_id, 0) + 1
         self._clocks[self.client_id] = clock
         if state is None:
-            self.states.pop(self.client_id, None)
+            self._states.pop(self.client_id, None)
         else:
-            self.states[self.client_id] = state
+            self._states[self.client_id] = state
         entry = codec.AwarenessEntry(self.client_id, clock, json.dumps(state))
         self._send(codec.encode_awareness([entry]))
         me = (self.client_id,)
@@ -109,7 +146,7 @@ class ClientAwareness:
             return None
         clock = self._clocks.get(self.client_id, 0) + 1
         self._clocks[self.client_id] = clock
-        del self.states[self.client_id]
+        del self._states[self.client_id]
         self._emit(AwarenessChange((), (), (self.client_id,), local=True))
         return codec.encode_awareness([codec.AwarenessEntry(self.client_id, clock, "null")])
 
@@ -132,18 +169,17 @@ class ClientAwareness:
                 continue
             self._clocks[entry.client_id] = entry.clock
             self._updated_at[entry.client_id] = now
-            present = entry.client_id in self.states
+            current = self._states.get(entry.client_id)
             if entry.removed:
-                if present:
-                    del self.states[entry.client_id]
+                if current is not None:
+                    del self._states[entry.client_id]
                     removed.append(entry.client_id)
                 continue
-            state = json.loads(entry.state)
-            if not present:
+            if current is None:
                 added.append(entry.client_id)
-            elif self.states[entry.client_id] != state:
+            elif current != entry.state:  # the same text again is a renewal
                 updated.append(entry.client_id)
-            self.states[entry.client_id] = state
+            self._states[entry.client_id] = _Raw(entry.state)
         if added or updated or removed:
             self._emit(AwarenessChange(tuple(added), tuple(updated), tuple(removed)))
         self._changed.set()
@@ -153,7 +189,7 @@ class ClientAwareness:
         now = time.monotonic() if now is None else now
         stale = [
             cid
-            for cid in self.states
+            for cid in self._states
             if cid != self.client_id and now - self._updated_at.get(cid, now) >= OUTDATED_TIMEOUT
         ]
         self._forget(stale)
@@ -162,13 +198,13 @@ class ClientAwareness:
         """The connection closed: we no longer know who else is present. Their
         clocks are forgotten too, so the server's states are accepted as new
         on the next connection."""
-        self._forget([cid for cid in self.states if cid != self.client_id])
+        self._forget([cid for cid in self._states if cid != self.client_id])
         self._clocks = {self.client_id: self._clocks.get(self.client_id, 0)}
         self._updated_at.clear()
 
     def _forget(self, client_ids: list[int]) -> None:
         for cid in client_ids:
-            del self.states[cid]
+            del self._states[cid]
             self._updated_at.pop(cid, None)
         if client_ids:
             self._emit(AwarenessChange((), (), tuple(client_ids)))

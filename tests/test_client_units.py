@@ -162,3 +162,15 @@ def test_awareness_forgets_others_on_disconnect_and_when_outdated() -> None:
     # Clocks were forgotten with the states: the next connection's view is accepted.
     aw.apply((entry(2, 1, {"n": "back"}),))
     assert aw.states[2] == {"n": "back"}
+
+
+def test_awareness_states_are_decoded_on_read_and_cannot_be_changed_from_outside() -> None:
+    aw = ClientAwareness(1, lambda frame: None)
+    aw.apply((entry(2, 1, {"cursor": [1, 2]}),))
+    got = aw.states[2]
+    got["cursor"].append(3)  # a private copy
+    assert aw.states[2] == {"cursor": [1, 2]}
+    assert aw.states == {2: {"cursor": [1, 2]}} and 2 in aw.states and len(aw.states) == 1
+    assert "cursor" in repr(aw.states)
+    with pytest.raises(TypeError):
+        aw.states[3] = {}  # type: ignore[index]
