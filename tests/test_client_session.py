@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import authtokens as tk
 import pytest
 from pycrdt import Text
 from servers import YsyncProcess, free_port
@@ -266,8 +267,9 @@ def test_token_expiry_reconnects_with_a_fresh_token_from_the_provider(
     async def scenario() -> None:
         events: list[StatusEvent] = []
         async with (
-            connect(server.ws_url, "tok", token_provider=token_provider, on_status=events.append)
-            as bot,
+            connect(
+                server.ws_url, "tok", token_provider=token_provider, on_status=events.append
+            ) as bot,
             connect(server.ws_url, "tok", token="writer-other") as other,
         ):
             await bot.synced()
@@ -431,3 +433,36 @@ def test_read_only_session_raises_on_local_edits_instead_of_diverging(
                 text(known).insert(0, "x")
 
     run(scenario())
+
+
+@pytest.mark.slow
+def test_jwt_expiry_on_a_real_server_reconnects_with_fresh_tokens(tmp_path: Path) -> None:
+    """`ysync serve --auth jwt` closes a connection with 4401 when its token
+    expires; the provider's next token gets the session back, edits keep flowing."""
+    issued: list[str] = []
+
+    def token_provider() -> str:
+        issued.append(tk.token("bot", ttl=2))  # exp is in whole seconds: expires in 1-2 s
+        return issued[-1]
+
+    with YsyncProcess(*tk.JWT_FLAGS, log_path=tmp_path / "ysync.log") as server:
+
+        async def scenario() -> None:
+            events: list[StatusEvent] = []
+            async with (
+                connect(
+                    server.ws_url, "jwt/doc", token_provider=token_provider, on_status=events.append
+                ) as bot,
+                connect(server.ws_url, "jwt/doc", token=tk.token("ada")) as ada,
+            ):
+                await bot.synced()
+                await ada.synced()
+                await bot.wait_until(lambda s: s.connects >= 2 and s.is_synced, 10)
+                text(bot).insert(0, "after the first expiry")
+                await ada.wait_until(lambda s: str(text(s)) == "after the first expiry", 5)
+            expiries = [e for e in events if e.status is Status.DISCONNECTED]
+            assert expiries and all(e.code == 4401 for e in expiries)
+            assert all(isinstance(e.error, AuthenticationError) for e in expiries)
+            assert len(issued) == bot.connects >= 2
+
+        run(scenario())
