@@ -166,18 +166,38 @@ class Room:
             get_state(update)
         except ValueError as exc:
             raise codec.ProtocolError("update could not be decoded") from exc
+        state_before = self.doc.get_state()
         self._origin = origin
         try:
             self.doc.apply_update(update)
         except Exception as exc:
+            self._propagate_partial(state_before)
             raise codec.ProtocolError(f"update rejected by the CRDT: {exc}") from exc
         except BaseException as exc:
             # pyo3 turns a Rust panic into PanicException, a BaseException.
             if type(exc).__name__ != "PanicException":
                 raise
+            self._propagate_partial(state_before)
             raise codec.ProtocolError("update rejected by the CRDT") from None
         finally:
             self._origin = Source.SERVER
+
+    def _propagate_partial(self, state_before: bytes) -> None:
+        """yrs can integrate part of an update before rejecting it, and cannot
+        roll back. Whatever stuck is sent and stored like a server edit, so
+        clients, other nodes and the store never diverge from this document."""
+        if self.doc.get_state() == state_before:
+            return
+        log.warning(
+            "rejected update left part of itself in the document", extra={"room": self.name}
+        )
+        partial = self.doc.get_update(state_before)
+        self._broadcast(codec.encode_update(partial), exclude=None, synced_only=True)
+        for listener in self.update_listeners:
+            try:
+                listener(self, partial, Source.SERVER)
+            except Exception:
+                log.exception("update listener failed", extra={"room": self.name})
 
     def apply_awareness(
         self,
