@@ -355,7 +355,14 @@ class WebSocketEndpoint:
             if limits.rate_messages or limits.rate_bytes
             else None
         )
+        handled = 0
         while True:
+            handled += 1
+            if not handled & 15:
+                # receive() returns buffered frames without suspending: yield now
+                # and then, so a burst from one client does not run ahead of
+                # every other connection's frames.
+                await asyncio.sleep(0)
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
