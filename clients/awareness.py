@@ -114,8 +114,8 @@ class ClientAwareness:
             self._emit(AwarenessChange(me, (), (), local=True))
         elif previous is not None and state is None:
             self._emit(AwarenessChange((), (), me, local=True))
-        elif state is not None:
-            self._emit(AwarenessChange((), me, (), local=True))
+        elif state is not None and state != previous:
+            self._emit(AwarenessChange((), me, (), local=True))  # renewals are not reported
 
     def observe(self, callback: AwarenessCallback) -> Callable[[], None]:
         """Call `callback(change)` after every change; returns a function that unsubscribes.

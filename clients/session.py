@@ -240,8 +240,9 @@ class Session:
                         await link.ws.close(CLOSE_NORMAL, "client closed")
             supervisor = self._supervisor
             if supervisor is not None and not supervisor.done():
-                await asyncio.wait([supervisor], timeout=timeout)
-                if not supervisor.done():
+                if link is not None:  # it ends once the close handshake is done
+                    await asyncio.wait([supervisor], timeout=timeout)
+                if not supervisor.done():  # connecting, or waiting to retry: stop now
                     supervisor.cancel()
                     await asyncio.wait([supervisor])
             if self._renew_handle is not None:
@@ -320,9 +321,10 @@ class Session:
                 f"(status {self._status.value}{last})"
             ) from None
 
-    async def closed(self, timeout: float = 10.0) -> None:
+    async def closed(self, timeout: float | None = 10.0) -> None:
         """Wait until the session ended: closed by us or by a permanent refusal
-        (no more reconnects). Does not raise the error: see `error`."""
+        (no more reconnects); `timeout=None` waits for ever. Does not raise the
+        session's error: see `error`."""
         async with asyncio.timeout(timeout):
             while not self._ended:
                 await self._pulse.wait()
@@ -601,6 +603,7 @@ def connect(
     read_only: bool = False,
     max_size: int = 64 * 1024 * 1024,
     open_timeout: float = 10.0,
+    max_auth_retries: int = 3,
     on_status: StatusCallback | None = None,
 ) -> Session:
     """A session on `room` at the server `url` (e.g. "ws://127.0.0.1:1234").
@@ -613,7 +616,8 @@ def connect(
     - `token` or `token_provider`: sent as the `token_param` query parameter.
       The provider (a function, sync or async, returning the token) is called
       before every connection attempt, so a 4401 (expired token) is answered
-      with a fresh token and a reconnect.
+      with a fresh token and a reconnect (up to `max_auth_retries` refusals of
+      fresh tokens in a row, then `AuthenticationError`).
     - `params`: other query parameters; `headers`: extra handshake headers.
     - `reconnect=False`: the first lost connection ends the session; `backoff`
       tunes the delays (see `Backoff`).
@@ -635,5 +639,6 @@ def connect(
         read_only=read_only,
         max_size=max_size,
         open_timeout=open_timeout,
+        max_auth_retries=max_auth_retries,
         on_status=on_status,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,17 @@ def test_unreachable_server_gives_up_after_max_attempts() -> None:
         assert [e.status for e in events].count(Status.CONNECTING) == 4  # first try + 3 retries
         assert events[-1].status is Status.CLOSED
         assert session.connects == 0
+
+        # Retrying for ever: a synced() timeout names the last error, and close()
+        # does not wait for the pending retry.
+        slow = Backoff(initial=30, max_delay=30)
+        async with connect(url, "nowhere", backoff=slow) as retrying:
+            with pytest.raises(TimeoutError, match="last error: cannot connect"):
+                await retrying.synced(0.5)
+            assert retrying.status is Status.DISCONNECTED
+            started = time.monotonic()
+        assert time.monotonic() - started < 1
+        assert retrying.status is Status.CLOSED and retrying.error is None
 
     run(scenario())
 
