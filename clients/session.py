@@ -175,7 +175,7 @@ class Session:
         #: Local edits refused because the session is read-only (see `edit`).
         self.rejected_edits = 0
         self._params = dict(params or {})
-        self._token_provider: TokenProvider | None = (
+        self._token_provider: TokenProvider = (
             token_provider if token_provider is not None else (lambda: token)
         )
         self._has_provider = token_provider is not None
@@ -435,7 +435,7 @@ class Session:
         """One connection: open, serve until it closes. Returns whether it reached
         `synced` (the backoff then restarts); sets `_last_error`."""
         try:
-            token = self._token_provider() if self._token_provider else None
+            token = self._token_provider()
             if inspect.isawaitable(token):
                 token = await token
         except Exception as exc:
