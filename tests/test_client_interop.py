@@ -171,8 +171,13 @@ def test_sdk_against_the_pycrdt_websocket_server(pycrdt_server: ThreadedServer) 
                 await a.wait_until(lambda s: s.doc.get("m", type=Map).get("k") == "from b", 5)
                 a.awareness.set_local_state({"user": "a"})
                 await b.awareness.wait_for(lambda s: s.get(a.doc.client_id) == {"user": "a"}, 5)
+                b.awareness.set_local_state({"user": "b"})
+                await a.awareness.wait_for(lambda s: s.get(b.doc.client_id) == {"user": "b"}, 5)
                 await a.flush()
                 await b.flush()
+            # pycrdt-websocket only relays presence (it never removes a closed
+            # connection's state): b's own removal, sent by close(), is what clears it.
+            await a.awareness.wait_for(lambda s: b.doc.client_id not in s, 2)
             async with connect(url, "ref/doc") as late:
                 await late.synced()
                 assert str(late.doc.get("t", type=Text)) == "from a. "
