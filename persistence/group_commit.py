@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
+from collections.abc import Callable
 
 from ysync.rooms.protocols import Store, StoreError
 
@@ -40,6 +42,8 @@ class GroupCommit:
         self._appended: Counter[str] = Counter()  # per room, since its last compaction
         self._compacting: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
+        # Called with (seconds, updates, succeeded) after each commit attempt (metrics).
+        self.on_commit: Callable[[float, int, bool], None] = lambda seconds, updates, ok: None
         self.healthy = True  # False while the store refuses writes
         self._pending: list[tuple[str, bytes]] = []
         self._wakeup = asyncio.Event()
@@ -78,32 +82,47 @@ class GroupCommit:
         self._appended.update(room for room, _ in batch)
         for room, count in self._appended.items():
             if count >= self.compact_after and room not in self._compacting:
-                self._compacting.add(room)
-                task = asyncio.create_task(self._compact(room))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._start_compaction(room)
 
-    async def _compact(self, room: str) -> None:
+    def _start_compaction(self, room: str) -> None:
+        self._compacting.add(room)
+        task = asyncio.create_task(self._compact(room, self._appended[room]))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _compact(self, room: str, count: int) -> None:
         try:
             await self.store.compact(room)
-            self._appended.pop(room, None)
         except StoreError as exc:
             log.warning("compaction failed, will retry later: %s", exc, extra={"room": room})
+            return
         finally:
             self._compacting.discard(room)
+        # Updates committed while it ran may not be in the snapshot: keep counting
+        # them, and go again now if they are enough (the room may get no more).
+        left = self._appended[room] - count
+        if left > 0:
+            self._appended[room] = left
+        else:
+            self._appended.pop(room, None)
+        if left >= self.compact_after:
+            self._start_compaction(room)
 
     async def _commit(self, batch: list[tuple[str, bytes]]) -> None:
         backoff = 0.05
         while True:
+            started = time.perf_counter()
             try:
                 await self.store.append(batch)
             except StoreError as exc:
+                self.on_commit(time.perf_counter() - started, len(batch), False)
                 if self.healthy:
                     log.error("store write failed, retrying: %s", exc)
                 self.healthy = False
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
+            self.on_commit(time.perf_counter() - started, len(batch), True)
             if not self.healthy:
                 log.warning("store writes recovered")
             self.healthy = True

@@ -33,6 +33,7 @@ from ysync.server import http_api
 from ysync.server.auth import authenticator_for
 from ysync.server.limits import Limits
 from ysync.server.logs import configure as configure_logs
+from ysync.server.metrics import Metrics
 from ysync.server.settings import Settings
 from ysync.server.transport import WebSocketEndpoint
 
@@ -49,6 +50,7 @@ class Node:
     registry: RoomRegistry
     endpoint: WebSocketEndpoint
     bus: Bus
+    metrics: Metrics
     draining: bool = False
 
     def readiness_problems(self) -> list[str]:
@@ -150,15 +152,21 @@ def create_app(
             token_expiry_grace=settings.token_expiry_grace,
         )
         log.info("authentication: %s", authenticator.description)
-        node = Node(settings, the_store, update_log, registry, endpoint, bus)
+        metrics = Metrics()
+        update_log.on_commit = metrics.observe_commit
+        endpoint.metrics = metrics
+        node = Node(settings, the_store, update_log, registry, endpoint, bus, metrics)
         try:
             async with asyncio.TaskGroup() as tasks:
-                committer = tasks.create_task(update_log.run(), name="group commit")
-                sweeper = tasks.create_task(registry.sweep_awareness(), name="awareness expiry")
-                replication = tasks.create_task(registry.replicator.run(), name="anti-entropy")
+                background = [
+                    tasks.create_task(update_log.run(), name="group commit"),
+                    tasks.create_task(registry.sweep_awareness(), name="awareness expiry"),
+                    tasks.create_task(registry.replicator.run(), name="anti-entropy"),
+                    tasks.create_task(metrics.run(node), name="metrics"),
+                ]
                 if isinstance(bus, RedisBus):
                     bus.on_reconnect = registry.replicator.resync_all
-                    bus_task = tasks.create_task(bus.run(), name="redis")
+                    background.append(tasks.create_task(bus.run(), name="redis"))
                 app.state.ysync = node
                 try:
                     yield
@@ -167,11 +175,8 @@ def create_app(
                     # Unloading commits every room's updates; only then stop the committer.
                     await registry.close()
                     await update_log.flush()
-                    committer.cancel()
-                    sweeper.cancel()
-                    replication.cancel()
-                    if isinstance(bus, RedisBus):
-                        bus_task.cancel()
+                    for task in background:
+                        task.cancel()
         finally:
             app.state.ysync = None
             await bus.close()

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,6 +85,8 @@ def serve(settings: Settings) -> int:
         # Worker processes share the port and rebuild the settings from the
         # environment; each is its own node on the Redis bus.
         os.environ.update(settings_module.to_environ(settings))
+        # Workers write their metrics here so /metrics on any worker reports them all.
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ysync-metrics-"))
         uvicorn.run(
             "ysync.server.app:create_app_from_env",
             factory=True,

@@ -43,6 +43,12 @@ async def list_rooms(request: Request) -> Response:
     return JSONResponse({"rooms": rooms, "connections": node.endpoint.connections})
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition of this node (all workers' with --workers N)."""
+    body, content_type = _node(request).metrics.render()
+    return Response(body, media_type=content_type)
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's HTTP errors (404, 405, ...) as JSON instead of plain text."""
     status = getattr(exc, "status_code", 500)
@@ -53,4 +59,5 @@ routes = [
     Route("/healthz", healthz),
     Route("/readyz", readyz),
     Route("/api/rooms", list_rooms),
+    Route("/metrics", metrics),
 ]

@@ -40,6 +40,7 @@ from ysync.server.limits import (
     ConnectionRate,
     Limits,
 )
+from ysync.server.metrics import Metrics, TransportStats, message_type
 
 log = logging.getLogger("ysync.transport")
 
@@ -86,6 +87,7 @@ class WebSocketPeer:
         "edit_denied",
         "identity",
         "room",
+        "stats",
         "task",
     )
 
@@ -98,6 +100,7 @@ class WebSocketPeer:
         max_frames: int,
         max_bytes: int,
         keepalive: float,
+        stats: TransportStats,
     ) -> None:
         self._asgi_send = asgi_send
         self._queue: deque[bytes] = deque()
@@ -110,6 +113,7 @@ class WebSocketPeer:
         self.aborted = False
         self.connection_id = connection_id
         self.identity = identity
+        self.stats = stats
         self.room: str | None = None
         self.client: str | None = None
         self.edit_denied = False  # recorded in the audit log once per connection
@@ -136,6 +140,7 @@ class WebSocketPeer:
     def close(self, code: int, reason: str) -> None:
         if self._closing is not None:
             return
+        self.stats.closes[code] = self.stats.closes.get(code, 0) + 1
         action = _AUDITED.get(code)
         if action is not None:
             audit.record(
@@ -170,6 +175,8 @@ class WebSocketPeer:
                 frame = queue.popleft()
                 self._queued_bytes -= len(frame)
                 await self._asgi_send({"type": "websocket.send", "bytes": frame})
+                self.stats.sent_frames += 1
+                self.stats.sent_bytes += len(frame)
         except OSError:  # uvicorn's ClientDisconnected: the receive loop sees it too
             return
 
@@ -228,6 +235,8 @@ class WebSocketEndpoint:
             self.limits.ip_connections_per_minute, self.limits.ip_ban_seconds
         )
         self.connections = 0
+        self.stats = TransportStats()  # plain counters, folded into metrics each second
+        self.metrics: Metrics | None = None
         self._next_id = 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -314,6 +323,7 @@ class WebSocketEndpoint:
             max_frames=self.send_queue_frames,
             max_bytes=self.send_queue_bytes,
             keepalive=self.keepalive,
+            stats=self.stats,
         )
         peer.room = room_name
         peer.client = request.client
@@ -348,6 +358,7 @@ class WebSocketEndpoint:
                 await sender
 
     async def _receive_loop(self, receive: Any, room: Any, peer: WebSocketPeer) -> None:
+        stats, metrics = self.stats, self.metrics
         limits = self.limits
         max_message = limits.max_message_bytes
         rate = (
@@ -380,6 +391,10 @@ class WebSocketEndpoint:
                 if exceeded is not None:
                     peer.close(CLOSE_RATE_LIMITED, exceeded)
                     continue
+            kind = message_type(frame)
+            stats.received[kind] += 1
+            stats.received_bytes[kind] += len(frame)
+            started = time.perf_counter()
             try:
                 room.receive(peer, frame)
             except codec.ProtocolError as exc:
@@ -395,6 +410,8 @@ class WebSocketEndpoint:
                     extra={"room": room.name, "conn": peer.connection_id},
                 )
                 peer.close(CLOSE_INTERNAL_ERROR, "internal error")
+            if metrics is not None:
+                metrics.handling.observe(time.perf_counter() - started)
 
     # -- admission -----------------------------------------------------------------------
 

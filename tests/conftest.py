@@ -10,8 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/servers.py, tests/jsclient.py
 
-from jsclient import JS_DIR, ensure_node_modules  # noqa: E402
-from servers import YsyncProcess  # noqa: E402
+from jsclient import JS_DIR, ensure_node_modules
+from servers import YsyncProcess
 
 
 @pytest.fixture(scope="module")

@@ -272,7 +272,10 @@ def test_slow_consumer_is_cut_off_without_harming_the_room(tmp_path: Any) -> Non
             # max_queue=1: the client library stops reading, so TCP fills up.
             slow = await raw(server, "slow", max_queue=1)
             await slow.send(codec.encode_sync_step1(b"\x00"))
-            async with connect(server.ws_url, "slow") as writer, connect(server.ws_url, "slow") as fine:
+            async with (
+                connect(server.ws_url, "slow") as writer,
+                connect(server.ws_url, "slow") as fine,
+            ):
                 await writer.synced()
                 await fine.synced()
                 text = writer.doc.get("t", type=Text)
@@ -294,7 +297,10 @@ def test_slow_consumer_is_cut_off_without_harming_the_room(tmp_path: Any) -> Non
 
 def test_burst_of_200_rooms_with_2_clients_all_sync(server: YsyncProcess) -> None:
     async def one_room(i: int) -> None:
-        async with connect(server.ws_url, f"burst-{i}") as a, connect(server.ws_url, f"burst-{i}") as b:
+        async with (
+            connect(server.ws_url, f"burst-{i}") as a,
+            connect(server.ws_url, f"burst-{i}") as b,
+        ):
             await a.synced(20)
             await b.synced(20)
 
@@ -309,13 +315,18 @@ def test_burst_of_200_rooms_with_2_clients_all_sync(server: YsyncProcess) -> Non
 
 def test_many_clients_leaving_at_once_do_not_stall_the_rest(server: YsyncProcess) -> None:
     async def scenario() -> None:
-        async with connect(server.ws_url, "exodus") as stayer, connect(server.ws_url, "exodus") as writer:
+        async with (
+            connect(server.ws_url, "exodus") as stayer,
+            connect(server.ws_url, "exodus") as writer,
+        ):
             await stayer.synced()
             await writer.synced()
             leavers = [await raw(server, "exodus") for _ in range(40)]
             for ws in leavers:
                 await ws.send(codec.encode_sync_step1(b"\x00"))
-                await ws.send(codec.encode_awareness([codec.AwarenessEntry(id(ws) % 2**31, 1, "{}")]))
+                await ws.send(
+                    codec.encode_awareness([codec.AwarenessEntry(id(ws) % 2**31, 1, "{}")])
+                )
             await asyncio.gather(*(ws.close() for ws in leavers[:20]))
             for ws in leavers[20:]:
                 ws.transport.abort()
@@ -342,6 +353,7 @@ def test_path_prefix(tmp_path: Any) -> None:
             async with connect(server.ws_url + "/ws", "prefixed/room") as a:
                 await a.synced()
             status, body = http_get(server, "/api/rooms")
+            assert status == 200
             assert [room["name"] for room in body["rooms"]] == ["prefixed/room"]
 
         run(scenario())

@@ -1,0 +1,203 @@
+"""Prometheus metrics, served at `/metrics`.
+
+The hot path only bumps plain integers (`TransportStats`, and the counters the
+room layer already keeps); a refresher task folds them into prometheus-client
+metrics once a second, so a broadcast to 200 clients costs no metric calls.
+
+With `--workers N` the CLI points `PROMETHEUS_MULTIPROC_DIR` at a shared
+directory before the workers start; every worker writes its samples there and
+`/metrics` on any worker answers for all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+if TYPE_CHECKING:
+    from ysync.server.app import Node
+
+MESSAGE_TYPES = (
+    "sync_step1",
+    "sync_step2",
+    "update",
+    "awareness",
+    "query_awareness",
+    "auth",
+    "other",
+)
+
+
+def message_type(frame: bytes) -> int:
+    """Index into MESSAGE_TYPES from a frame's first bytes, without decoding it."""
+    if not frame:
+        return 6
+    kind = frame[0]
+    if kind == 0:
+        return (0, 1, 2)[frame[1]] if len(frame) > 1 and frame[1] < 3 else 6
+    return {1: 3, 3: 4, 2: 5}.get(kind, 6)
+
+
+@dataclass(slots=True)
+class TransportStats:
+    """Plain counters the transport bumps per frame (cheap on the hot path)."""
+
+    received: list[int] = field(default_factory=lambda: [0] * len(MESSAGE_TYPES))
+    received_bytes: list[int] = field(default_factory=lambda: [0] * len(MESSAGE_TYPES))
+    sent_frames: int = 0
+    sent_bytes: int = 0
+    closes: dict[int, int] = field(default_factory=dict)  # close code we sent -> count
+
+
+def _multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class Metrics:
+    """Every ysync metric. One instance per app; `render()` gives the exposition text."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        live = {"multiprocess_mode": "livesum"}
+        self.connections = Gauge(
+            "ysync_connections", "Open WebSocket connections", registry=r, **live
+        )
+        self.rooms = Gauge("ysync_rooms_loaded", "Rooms loaded on this node", registry=r, **live)
+        self.idle_rooms = Gauge(
+            "ysync_rooms_idle",
+            "Loaded rooms with no connection (awaiting unload)",
+            registry=r,
+            **live,
+        )
+        self.awareness = Gauge(
+            "ysync_awareness_states", "Present awareness states", registry=r, **live
+        )
+        self.pending = Gauge(
+            "ysync_store_pending_bytes",
+            "Accepted update bytes not yet committed",
+            registry=r,
+            **live,
+        )
+        self.redis_up = Gauge(
+            "ysync_redis_connected", "1 while the Redis bus is connected", registry=r, **live
+        )
+        self.received = Counter(
+            "ysync_messages_received_total", "Messages received from clients", ["type"], registry=r
+        )
+        self.received_bytes = Counter(
+            "ysync_received_bytes_total", "Bytes received from clients", ["type"], registry=r
+        )
+        self.sent = Counter("ysync_messages_sent_total", "Frames sent to clients", registry=r)
+        self.sent_bytes = Counter("ysync_sent_bytes_total", "Bytes sent to clients", registry=r)
+        self.closes = Counter(
+            "ysync_server_closes_total",
+            "Connections closed by the server, by close code",
+            ["code"],
+            registry=r,
+        )
+        self.handling = Histogram(
+            "ysync_message_handling_seconds",
+            "Time to decode, apply and fan out one client message",
+            buckets=(
+                1e-5,
+                2.5e-5,
+                5e-5,
+                1e-4,
+                2.5e-4,
+                5e-4,
+                1e-3,
+                2.5e-3,
+                5e-3,
+                1e-2,
+                5e-2,
+                0.1,
+                1.0,
+            ),
+            registry=r,
+        )
+        self.flush = Histogram(
+            "ysync_store_flush_seconds",
+            "Duration of one group commit",
+            buckets=(1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 5.0),
+            registry=r,
+        )
+        self.flush_batch = Histogram(
+            "ysync_store_flush_batch_updates",
+            "Updates per group commit",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+            registry=r,
+        )
+        self.flush_failures = Counter(
+            "ysync_store_flush_failures_total", "Failed group commits", registry=r
+        )
+        self.redis_reconnects = Counter(
+            "ysync_redis_reconnects_total", "Redis reconnections", registry=r
+        )
+        self.resyncs = Counter(
+            "ysync_resyncs_total",
+            "State-vector syncs requested from other nodes (gaps, reconnects)",
+            registry=r,
+        )
+        self._folded: dict[str, int] = {}
+
+    def observe_commit(self, seconds: float, updates: int, ok: bool) -> None:
+        if ok:
+            self.flush.observe(seconds)
+            self.flush_batch.observe(updates)
+        else:
+            self.flush_failures.inc()
+
+    def _fold(self, key: str, total: int, counter: Counter) -> None:
+        """Add what `total` grew by since the last refresh."""
+        delta = total - self._folded.get(key, 0)
+        if delta > 0:
+            counter.inc(delta)
+        self._folded[key] = total
+
+    def refresh(self, node: Node) -> None:
+        """Copy the node's state and plain counters into the metrics."""
+        rooms = node.registry.rooms.values()
+        self.connections.set(node.endpoint.connections)
+        self.rooms.set(len(rooms))
+        self.idle_rooms.set(sum(1 for room in rooms if room.is_empty))
+        self.awareness.set(sum(len(room.awareness) for room in rooms))
+        self.pending.set(node.update_log.pending_bytes)
+        connected = getattr(node.bus, "connected", None)
+        self.redis_up.set(1 if connected in (None, True) else 0)
+        self._fold("reconnects", getattr(node.bus, "reconnects", 0), self.redis_reconnects)
+        self._fold("resyncs", node.registry.replicator.resyncs, self.resyncs)
+        stats = node.endpoint.stats
+        for i, name in enumerate(MESSAGE_TYPES):
+            self._fold(f"in:{name}", stats.received[i], self.received.labels(name))
+            self._fold(f"inb:{name}", stats.received_bytes[i], self.received_bytes.labels(name))
+        self._fold("out", stats.sent_frames, self.sent)
+        self._fold("outb", stats.sent_bytes, self.sent_bytes)
+        for code, count in stats.closes.items():
+            self._fold(f"close:{code}", count, self.closes.labels(str(code)))
+
+    async def run(self, node: Node, interval: float = 1.0) -> None:
+        """Forever: refresh from `node` every `interval` seconds."""
+        while True:
+            self.refresh(node)
+            await asyncio.sleep(interval)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text (all workers' when multiprocess) and its content type."""
+        if _multiprocess():
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
