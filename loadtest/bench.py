@@ -39,9 +39,18 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ysync.loadtest import profile as profiling
 from ysync.loadtest.node import JS_DIR, NodeError, ensure_node_modules, node_binary
 from ysync.loadtest.procs import ProcessTree, RssSampler, machine_busy_seconds
-from ysync.loadtest.servers import PEERS, SERVERS, YSYNC, ServerSpec, pinned, start_server
+from ysync.loadtest.servers import (
+    PEERS,
+    SERVERS,
+    YSYNC,
+    ServerSpec,
+    pinned,
+    start_server,
+    ysync_at,
+)
 
 SCENARIOS = ("many-rooms", "hot-room", "idle", "saturate")
 SATURATE_P99_MS = 100.0
@@ -91,6 +100,7 @@ class Options:
     log_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "ysync-bench")
     max_saturate_steps: int = len(SATURATE_RATES)
     quiet_wait: float = 0.0  # seconds to wait, before each run, for the machine to be idle
+    profile_dir: Path | None = None  # py-spy each Python server's measured window into here
 
 
 async def wait_for_quiet(max_wait: float, threshold_pct: float = 25.0) -> float:
@@ -176,6 +186,33 @@ class RunResult:
         )
 
 
+async def _start_profiler(
+    pid: int, out: Path, seconds: float, opts: Options
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *pinned(profiling.record_command(pid, seconds, out), opts.load_cpu),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _finish_profiler(spy: asyncio.subprocess.Process, profile: Any) -> None:
+    try:
+        _, err = await asyncio.wait_for(spy.communicate(), 30)
+    except TimeoutError:
+        spy.kill()
+        await spy.wait()
+        return
+    out = profile[1]
+    if spy.returncode != 0 or not out.exists():
+        print(f"  py-spy failed ({spy.returncode}): {err.decode(errors='replace')[-500:]}")
+        return
+    summary = profiling.summarise(out.read_text(), top=12)
+    out.with_suffix(".summary.txt").write_text(summary + "\n")
+    print(f"  profile {out}:\n" + "\n".join("    " + line for line in summary.splitlines()))
+
+
 def _snapshot(tree: ProcessTree, gen_tree: ProcessTree) -> tuple[Any, Any, float, float]:
     return tree.sample(), gen_tree.sample(), machine_busy_seconds(), time.monotonic()
 
@@ -205,7 +242,11 @@ async def run_load(spec: ServerSpec, load: Load, opts: Options, tag: str) -> Run
             await asyncio.sleep(0.5)  # let start-up work settle before the baseline
             run.baseline_rss_bytes = tree.sample().rss_bytes
             async with RssSampler(tree) as rss:
-                await _drive(run, config, tree, opts)
+                profile = None
+                if opts.profile_dir is not None and spec.python:
+                    opts.profile_dir.mkdir(parents=True, exist_ok=True)
+                    profile = (server.process.pid, opts.profile_dir / f"{tag}.txt")
+                await _drive(run, config, tree, opts, profile)
             run.peak_rss_bytes = rss.peak
             if server.process.returncode is not None:
                 run.error = f"server exited with code {server.process.returncode}"
@@ -214,7 +255,13 @@ async def run_load(spec: ServerSpec, load: Load, opts: Options, tag: str) -> Run
     return run
 
 
-async def _drive(run: RunResult, config: dict[str, Any], tree: ProcessTree, opts: Options) -> None:
+async def _drive(
+    run: RunResult,
+    config: dict[str, Any],
+    tree: ProcessTree,
+    opts: Options,
+    profile: tuple[int, Path] | None = None,
+) -> None:
     command = pinned([node_binary(), "loadgen.mjs", json.dumps(config)], opts.load_cpu)
     stderr_path = opts.log_dir / "loadgen.stderr.log"
     with stderr_path.open("ab") as stderr:
@@ -228,6 +275,7 @@ async def _drive(run: RunResult, config: dict[str, Any], tree: ProcessTree, opts
         )
     gen_tree = ProcessTree(gen.pid)
     launched = _snapshot(tree, gen_tree)
+    spy: asyncio.subprocess.Process | None = None
     window: dict[str, Any] = {}
     try:
         async with asyncio.timeout(config["deadline"] + 30):
@@ -240,6 +288,8 @@ async def _drive(run: RunResult, config: dict[str, Any], tree: ProcessTree, opts
                 event = msg.get("event")
                 if event in ("connected", "measure_start", "measure_end"):
                     window[event] = _snapshot(tree, gen_tree)
+                if event == "measure_start" and profile is not None:
+                    spy = await _start_profiler(*profile, run.load.duration, opts)
                 elif event == "result":
                     run.result = msg
                     run.held_rss_bytes = tree.sample().rss_bytes
@@ -252,6 +302,8 @@ async def _drive(run: RunResult, config: dict[str, Any], tree: ProcessTree, opts
         if gen.returncode is None:
             gen.kill()
             await gen.wait()
+        if spy is not None:
+            await _finish_profiler(spy, profile)
     if "measure_start" in window and "measure_end" in window:
         (s0, g0, m0, t0), (s1, g1, m1, t1) = window["measure_start"], window["measure_end"]
     elif "connected" in window:  # idle: the connect phase is the work
@@ -597,6 +649,11 @@ def _parser() -> argparse.ArgumentParser:
         "--server-cpu", type=int, default=0, help="CPU for the server (taskset; default 0)"
     )
     p.add_argument("--load-cpu", type=int, default=1, help="CPU for the load generator (default 1)")
+    p.add_argument(
+        "--ysync-rev",
+        metavar="REV",
+        help="benchmark ysync as committed at REV (e.g. HEAD) instead of the working tree",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     p.add_argument(
         "--saturate-steps",
@@ -609,6 +666,12 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="before each run, wait up to this many seconds for the machine to be idle",
+    )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy each Python server during each measured window; stacks and summaries to DIR",
     )
     p.add_argument("--json", type=Path, help="write every run's raw results here")
     p.add_argument(
@@ -630,6 +693,8 @@ async def _main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         [YSYNC.name] + [p.name for p in PEERS] if args.compare else [YSYNC.name]
     )
     specs = [SERVERS[n] for n in names]
+    if args.ysync_rev:
+        specs = [ysync_at(args.ysync_rev) if s.name == YSYNC.name else s for s in specs]
     opts = Options(
         scale=0.02 if args.quick and args.scale == 1.0 else args.scale,
         quick=args.quick,
@@ -637,6 +702,7 @@ async def _main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         load_cpu=None if args.no_pin else args.load_cpu,
         max_saturate_steps=2 if args.quick else args.saturate_steps,
         quiet_wait=args.quiet_wait,
+        profile_dir=args.profile,
         **({"log_dir": args.log_dir} if args.log_dir else {}),
     )
     if opts.load_cpu is not None:  # keep this process off the server's CPU as well

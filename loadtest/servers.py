@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ysync.loadtest.node import ensure_node_modules, node_binary
@@ -53,6 +53,7 @@ class ServerSpec:
     cwd: Callable[[], Path | None] = lambda: None
     prepare: Callable[[], None] = lambda: None
     version: Callable[[], str] = lambda: "?"
+    python: bool = False  # py-spy can profile it
 
 
 def _node_cache() -> Path:
@@ -119,7 +120,45 @@ YSYNC = ServerSpec(
     # (the peers have none). Set through the environment so older versions ignore it.
     env=lambda port: {"YSYNC_IP_CONNECTIONS_PER_MINUTE": "0"},
     version=_ysync_version,
+    python=True,
 )
+
+
+def ysync_at(rev: str) -> ServerSpec:
+    """ysync as committed at `rev`, exported into the cache and run from there.
+
+    Benchmarks take minutes; the working tree may change under them (or be mid-edit). A
+    snapshot of a commit is what the figures are about. It runs in this Python environment,
+    with the snapshot ahead of the installed package on PYTHONPATH.
+    """
+    root = Path(__file__).parent.parent
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short=12", f"{rev}^{{commit}}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
+    base = cache_dir() / f"ysync-{sha}"
+    package = base / "ysync"
+    if not (package / "__init__.py").exists():
+        package.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", sha],
+            cwd=root,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(package)], input=archive, check=True, timeout=60)
+
+    def env(port: int) -> dict[str, str]:
+        path = os.pathsep.join(filter(None, [str(base), os.environ.get("PYTHONPATH")]))
+        return {**YSYNC.env(port), "PYTHONPATH": path}
+
+    return replace(YSYNC, env=env, version=lambda: f"{_python_version('ysync')()} ({sha})")
+
 
 HOCUSPOCUS = ServerSpec(
     name="hocuspocus",
@@ -150,6 +189,7 @@ PYCRDT_WEBSOCKET = ServerSpec(
         *("--ws-per-message-deflate", "false", "--ws-max-size", str(16 * 1024 * 1024)),
     ],
     version=_python_version("pycrdt-websocket"),
+    python=True,
 )
 
 SERVERS = {s.name: s for s in (YSYNC, HOCUSPOCUS, Y_WEBSOCKET, PYCRDT_WEBSOCKET)}
