@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+_PROCESS = re.compile(r'^process \d+:".*?";')
+_LIB = re.compile(r"^.*/(site-packages|lib/python3\.\d+)/")  # greedy: the last one wins
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
@@ -43,12 +45,8 @@ def _short(frame: str) -> str:
     if not m:
         return frame.strip()
     file = m["file"]
-    for marker in ("site-packages/", "lib/python3"):
-        if marker in file:
-            file = file.split(marker, 1)[1]
-            break
-    else:
-        file = "/".join(file.split("/")[-2:])
+    lib = _LIB.search(file)  # an installed package or the standard library: its path inside
+    file = file[lib.end() :] if lib else "/".join(file.split("/")[-2:])
     return f"{m['func']} ({file})"
 
 
@@ -62,11 +60,8 @@ def summarise(text: str, top: int = 15) -> str:
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        frames = [_short(f) for f in stack.split(";")]
-        if frames and frames[0].startswith("process "):
-            frames = frames[1:]  # --subprocesses prefixes the process
-        if frames and frames[0].startswith("thread "):
-            frames = frames[1:]
+        stack = _PROCESS.sub("", stack)  # --subprocesses prefixes the process and its command
+        frames = [_short(f) for f in stack.split(";") if not f.startswith("thread (")]
         if not frames:
             continue
         total += n
