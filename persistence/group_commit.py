@@ -46,6 +46,7 @@ class GroupCommit:
         self.on_commit: Callable[[float, int, bool], None] = lambda seconds, updates, ok: None
         self.healthy = True  # False while the store refuses writes
         self._pending: list[tuple[str, bytes]] = []
+        self._in_flight: list[tuple[str, bytes]] = []  # the batch being committed
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -58,6 +59,13 @@ class GroupCommit:
 
     async def flush(self) -> None:
         await self._idle.wait()
+
+    def pending_bytes_by_room(self) -> Counter[str]:
+        """Uncommitted update bytes per room (walks the queue: for inspection, not hot paths)."""
+        pending: Counter[str] = Counter()
+        for room, update in (*self._in_flight, *self._pending):
+            pending[room] += len(update)
+        return pending
 
     def refusal(self) -> str | None:
         """Why new updates must be refused right now, or None to accept them."""
@@ -72,7 +80,9 @@ class GroupCommit:
             await asyncio.sleep(self.flush_window)
             self._wakeup.clear()
             batch, self._pending = self._pending, []
+            self._in_flight = batch
             await self._commit(batch)
+            self._in_flight = []
             self.pending_bytes -= sum(len(update) for _, update in batch)
             if not self._pending:
                 self._idle.set()

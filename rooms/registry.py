@@ -83,6 +83,18 @@ class RoomRegistry:
         loop = asyncio.get_running_loop()
         self._unload_timers[name] = loop.call_later(self.unload_grace, self._start_unload, name)
 
+    @property
+    def loading(self) -> list[str]:
+        """Names of the rooms being loaded right now."""
+        return list(self._loading)
+
+    def unload_in(self, name: str) -> float | None:
+        """Seconds until the idle room `name` unloads; None if it is not waiting to."""
+        timer = self._unload_timers.get(name)
+        if timer is None:
+            return None
+        return max(0.0, timer.when() - asyncio.get_running_loop().time())
+
     async def close(self) -> None:
         """Unload every room (committing all their updates). Call at shutdown."""
         self.replicator.say_goodbye()

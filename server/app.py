@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
@@ -52,6 +53,7 @@ class Node:
     bus: Bus
     metrics: Metrics
     draining: bool = False
+    started_at: float = field(default_factory=time.time)  # Unix time
 
     def readiness_problems(self) -> list[str]:
         problems = []

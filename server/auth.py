@@ -34,8 +34,14 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from ysync.rooms.hooks import ConnectionRequest, Hooks, Identity, Refused
-from ysync.server.permissions import ClaimsError, NoAccess, identity_from_claims
+from ysync.rooms.hooks import ConnectionRequest, Hooks, Identity, Refused, Role
+from ysync.server.permissions import (
+    ClaimsError,
+    NoAccess,
+    identity_from_claims,
+    parse_grants,
+    role_for,
+)
 from ysync.server.settings import Settings
 
 log = logging.getLogger("ysync.auth")
@@ -247,6 +253,7 @@ class Authenticator:
     """What the transport calls per connection (see `authenticator_for`)."""
 
     def __init__(self, source: Hooks | JwtAuthenticator, description: str) -> None:
+        self.source = source
         self.authenticate = source.authenticate
         self.accepts_auth_message = bool(getattr(source, "accepts_auth_message", False))
         self.description = description
@@ -265,3 +272,71 @@ def authenticator_for(settings: Settings, hooks: Hooks) -> Authenticator:
     if settings.auth == "jwt":
         return Authenticator(JwtAuthenticator.from_settings(settings), "jwt")
     return Authenticator(hooks, "off")
+
+
+# -- the HTTP API ------------------------------------------------------------------------
+
+ALL_ROOMS = "*"  # the room a node-wide API endpoint is about
+
+
+class ApiRefused(Exception):
+    """The HTTP API refuses the request: `status` is 401 (no or bad token) or 403."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def authorize_api(authenticator: Authenticator, request: ConnectionRequest) -> Identity:
+    """Who calls the HTTP API (`/api/...`) about `request.room`: a room's name, or
+    `ALL_ROOMS` for node-wide endpoints. Raises `ApiRefused`.
+
+    Auth off: everyone (an anonymous identity), as for WebSocket connections.
+    `--auth jwt`: an `Authorization: Bearer` token whose `rooms` claim maps `"*"`
+    to `"owner"` may use every endpoint; a room's endpoint also accepts a token
+    that makes its holder owner of that room (the most specific match, as for
+    connections). A host's `authenticate` hook is asked with the room (`"*"` for
+    node-wide endpoints) and must return the owner role. Tokens in the query
+    string are not read: URLs end up in logs.
+    """
+    if not authenticator.enabled:
+        return Identity()
+    request = ConnectionRequest(request.room, {}, request.headers, request.client)
+    source = authenticator.source
+    if isinstance(source, JwtAuthenticator):
+        return _authorize_jwt(source.verifier, request)
+    try:
+        identity = await authenticator.authenticate(request)
+    except Refused as exc:
+        raise ApiRefused(401 if exc.code == CLOSE_UNAUTHORIZED else 403, exc.reason) from None
+    if identity.role is not Role.OWNER or identity.read_only:
+        raise ApiRefused(403, _needs_owner(request.room))
+    return identity
+
+
+def _authorize_jwt(verifier: JwtVerifier, request: ConnectionRequest) -> Identity:
+    token = request.token
+    if token is None:
+        raise ApiRefused(401, "token missing: send Authorization: Bearer <token>")
+    try:
+        claims = verifier.verify(token)
+        grants = parse_grants(claims.get("rooms"))
+    except InvalidToken as exc:
+        raise ApiRefused(401, f"invalid token: {exc.reason}") from None
+    except ClaimsError as exc:
+        raise ApiRefused(401, f"invalid token: {exc}") from None
+    owns_all = any(grant.pattern == ALL_ROOMS and grant.role is Role.OWNER for grant in grants)
+    owns_room = request.room != ALL_ROOMS and role_for(grants, request.room) is Role.OWNER
+    if not (owns_all or owns_room):
+        raise ApiRefused(403, _needs_owner(request.room))
+    name = claims.get("name")
+    return Identity(
+        user_id=str(claims["sub"]), name=name if isinstance(name, str) else None, role=Role.OWNER
+    )
+
+
+def _needs_owner(room: str) -> str:
+    if room == ALL_ROOMS:
+        return 'the HTTP API needs a token granting "owner" on "*" (every room)'
+    return 'the HTTP API needs a token granting "owner" on this room or on "*"'

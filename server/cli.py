@@ -15,6 +15,7 @@ import uvicorn
 from ysync import __version__
 from ysync.clients import cli as client_cli
 from ysync.server import settings as settings_module
+from ysync.server import status as status_command
 from ysync.server.app import create_app
 from ysync.server.auth import JwtVerifier
 from ysync.server.logs import configure
@@ -30,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server", description="Run the ysync server.")
     settings_module.add_arguments(serve)
     client_cli.add_commands(commands)  # doc get/put, watch
+    status_command.add_command(commands)
     return parser
 
 
@@ -37,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in client_cli.COMMANDS:
         return client_cli.run(args)
+    if args.command == status_command.COMMAND:
+        return status_command.run(args)
     try:
         settings = settings_module.from_arguments(args)
         _check_supported(settings)

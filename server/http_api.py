@@ -1,13 +1,29 @@
-"""HTTP endpoints: health, readiness and the room API. Every answer is JSON."""
+"""HTTP endpoints: health, readiness, metrics and the room API. Every answer is JSON.
+
+`/healthz`, `/readyz` and `/metrics` are open (load balancers and Prometheus call
+them; they name no room or user). `/api/...` names rooms and users: with
+authentication on it needs an owner's token (`ysync.server.auth.authorize_api`);
+refusals are JSON 401/403.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import os
+import time
+from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from ysync import __version__
+from ysync.rooms.hooks import ConnectionRequest
+from ysync.rooms.room import Room
+from ysync.server import audit
+from ysync.server.auth import ALL_ROOMS, ApiRefused, authorize_api
+from ysync.server.transport import WebSocketPeer
 
 if TYPE_CHECKING:
     from ysync.server.app import Node
@@ -33,14 +49,108 @@ async def readyz(request: Request) -> Response:
     return JSONResponse(body, status_code=200 if not problems else 503)
 
 
+async def _authorize(request: Request, node: Node, room: str) -> None:
+    """Raise a JSON 401/403 unless the caller may see `room` ("*": the whole node)."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    client = f"{request.client.host}:{request.client.port}" if request.client else None
+    try:
+        await authorize_api(
+            node.endpoint.authenticator, ConnectionRequest(room, {}, headers, client)
+        )
+    except ApiRefused as exc:
+        audit.record(
+            "auth_failed" if exc.status == 401 else "access_denied",
+            subject=None,
+            room=room,
+            client=client,
+            reason=exc.reason,
+            api=request.url.path,
+        )
+        extra = {"WWW-Authenticate": 'Bearer realm="ysync"'} if exc.status == 401 else None
+        raise HTTPException(exc.status, exc.reason, headers=extra) from None
+
+
+def _room_summary(node: Node, room: Room, pending: dict[str, int]) -> dict[str, Any]:
+    states = room.peers.values()
+    return {
+        "name": room.name,
+        "clients": len(room.peers),
+        "read_only": sum(1 for state in states if state.read_only),
+        "syncing": sum(1 for state in states if not state.synced),
+        "awareness": len(room.awareness),
+        "idle": room.is_empty,  # loaded, no clients: unloads after --unload-grace
+        "unload_in": node.registry.unload_in(room.name),
+        "pending_bytes": pending.get(room.name, 0),
+    }
+
+
 async def list_rooms(request: Request) -> Response:
-    """Rooms loaded on this node with their connected clients."""
+    """This node and the rooms loaded on it: clients, presence, idle, uncommitted bytes."""
     node = _node(request)
-    rooms = [
-        {"name": room.name, "clients": len(room.peers), "awareness": len(room.awareness)}
-        for room in node.registry.rooms.values()
-    ]
-    return JSONResponse({"rooms": rooms, "connections": node.endpoint.connections})
+    await _authorize(request, node, ALL_ROOMS)
+    pending = node.update_log.pending_bytes_by_room()
+    rooms = [_room_summary(node, room, pending) for room in node.registry.rooms.values()]
+    problems = node.readiness_problems()
+    connected = getattr(node.bus, "connected", None)
+    now = time.time()
+    about = {
+        "id": node.bus.node_id,
+        "pid": os.getpid(),
+        "version": __version__,
+        "started_at": node.started_at,
+        "uptime_seconds": round(now - node.started_at, 3),
+        "ready": not problems,
+        "problems": problems,
+        "draining": node.draining,
+        "store_healthy": node.update_log.healthy,
+        "pending_bytes": node.update_log.pending_bytes,
+        "redis": None if connected is None else ("connected" if connected else "disconnected"),
+        "loading": node.registry.loading,
+    }
+    return JSONResponse({"node": about, "rooms": rooms, "connections": node.endpoint.connections})
+
+
+async def room_detail(request: Request) -> Response:
+    """One loaded room: its health and every connection (who, role, from where, since)."""
+    node = _node(request)
+    name: str = request.path_params["room"]
+    await _authorize(request, node, name)
+    room = node.registry.rooms.get(name)
+    if room is None:
+        raise HTTPException(404, "room not loaded on this node")
+    body = _room_summary(node, room, node.update_log.pending_bytes_by_room())
+    body["document_bytes"] = room.document_bytes  # encodes the document once
+    try:
+        async with asyncio.timeout(1.0):
+            body["other_nodes"] = await node.bus.peers_holding(name)
+    except TimeoutError:
+        body["other_nodes"] = None
+    now = time.time()
+    connections = []
+    for peer, state in room.peers.items():
+        if not isinstance(peer, WebSocketPeer):
+            continue
+        frames, queued = peer.queued
+        identity = peer.identity
+        connections.append(
+            {
+                "id": peer.connection_id,
+                "user": identity.user_id,
+                "name": identity.name,
+                "role": identity.role.value,
+                "read_only": state.read_only,
+                "client": peer.client,
+                "connected_at": peer.connected_at,
+                "connected_seconds": round(now - peer.connected_at, 3),
+                "synced": state.synced,
+                "queued_frames": frames,
+                "queued_bytes": queued,
+                "closing": peer.closing,
+            }
+        )
+    connections.sort(key=lambda c: c["id"])
+    body["connections"] = connections
+    return JSONResponse(body)
 
 
 async def metrics(request: Request) -> Response:
@@ -52,12 +162,17 @@ async def metrics(request: Request) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's HTTP errors (404, 405, ...) as JSON instead of plain text."""
     status = getattr(exc, "status_code", 500)
-    return JSONResponse({"error": getattr(exc, "detail", "internal error")}, status_code=status)
+    return JSONResponse(
+        {"error": getattr(exc, "detail", "internal error")},
+        status_code=status,
+        headers=getattr(exc, "headers", None),
+    )
 
 
 routes = [
     Route("/healthz", healthz),
     Route("/readyz", readyz),
     Route("/api/rooms", list_rooms),
+    Route("/api/rooms/{room:path}", room_detail),
     Route("/metrics", metrics),
 ]

@@ -83,6 +83,7 @@ class WebSocketPeer:
         "_waiter",
         "aborted",
         "client",
+        "connected_at",
         "connection_id",
         "edit_denied",
         "identity",
@@ -116,12 +117,18 @@ class WebSocketPeer:
         self.stats = stats
         self.room: str | None = None
         self.client: str | None = None
+        self.connected_at = time.time()  # Unix time, for the admin API
         self.edit_denied = False  # recorded in the audit log once per connection
         self.task: asyncio.Task[Any] | None = None  # the connection's receive loop
 
     @property
     def closing(self) -> bool:
         return self._closing is not None
+
+    @property
+    def queued(self) -> tuple[int, int]:
+        """Frames and bytes waiting in the send queue."""
+        return len(self._queue), self._queued_bytes
 
     def send(self, frame: bytes) -> None:
         if self._closing is not None:
