@@ -32,6 +32,7 @@ from ysync.rooms.redis_bus import RedisBus
 from ysync.rooms.registry import RoomRegistry
 from ysync.server import http_api
 from ysync.server.auth import authenticator_for
+from ysync.server.drain import RESTART_REASON, Drain
 from ysync.server.limits import Limits
 from ysync.server.logs import configure as configure_logs
 from ysync.server.metrics import Metrics
@@ -90,7 +91,7 @@ class _LateBoundEndpoint:
         if node is None or node.draining:
             await receive()
             await send({"type": "websocket.accept"})
-            reason = "server is not started" if node is None else "server is restarting"
+            reason = "server is not started" if node is None else RESTART_REASON
             await send({"type": "websocket.close", "code": 1012, "reason": reason})
             return
         await node.endpoint(scope, receive, send)
@@ -102,13 +103,21 @@ def create_app_from_env() -> Starlette:
     configure_logs(
         settings.log_format, settings.log_level, node=f"{os.uname().nodename}:{os.getpid()}"
     )
-    return create_app(settings)
+    return create_app(settings, handle_signals=True)
 
 
 def create_app(
-    settings: Settings | None = None, hooks: Hooks | None = None, *, store: Store | None = None
+    settings: Settings | None = None,
+    hooks: Hooks | None = None,
+    *,
+    store: Store | None = None,
+    handle_signals: bool = False,
 ) -> Starlette:
-    """The ysync ASGI app. `store` overrides `settings.store` (e.g. your own adapter)."""
+    """The ysync ASGI app. `store` overrides `settings.store` (e.g. your own adapter).
+
+    `handle_signals=True` (what `ysync serve` uses, under uvicorn) makes SIGTERM and
+    SIGINT drain the node first (`ysync.server.drain`), then hands them to the server.
+    """
     settings = (settings or Settings()).validated()
     hooks = hooks or Hooks()
     # Who authenticates: the host's own `authenticate` hook if it overrides it,
@@ -170,9 +179,17 @@ def create_app(
                     bus.on_reconnect = registry.replicator.resync_all
                     background.append(tasks.create_task(bus.run(), name="redis"))
                 app.state.ysync = node
+                drain = Drain(
+                    node,
+                    drain_seconds=settings.drain_seconds,
+                    shutdown_timeout=settings.shutdown_timeout,
+                )
+                if handle_signals:
+                    drain.install()
                 try:
                     yield
                 finally:
+                    drain.uninstall()
                     node.draining = True
                     # Unloading commits every room's updates; only then stop the committer.
                     await registry.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -84,6 +85,9 @@ def serve(settings: Settings) -> int:
         "log_config": None,
         "access_log": False,
         "lifespan": "on",
+        # Our drain (ysync.server.drain) closed the WebSockets before uvicorn's own
+        # shutdown starts; this bounds uvicorn's wait for whatever is left.
+        "timeout_graceful_shutdown": math.ceil(settings.shutdown_timeout),
     }
     if settings.workers > 1:
         # Worker processes share the port and rebuild the settings from the
@@ -98,5 +102,5 @@ def serve(settings: Settings) -> int:
             **options,
         )
     else:
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(create_app(settings, handle_signals=True), **options)
     return 0

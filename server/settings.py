@@ -125,6 +125,17 @@ class Settings:
     ip_ban_seconds: float = _setting(
         60.0, "seconds an address over --ip-connections-per-minute is refused"
     )
+    drain_seconds: float = _setting(
+        0.0,
+        "seconds after SIGTERM/SIGINT during which /readyz answers 503 and clients keep "
+        "being served, before they are closed with 1012 (behind a load balancer: the time it "
+        "needs to notice; 0: no load balancer to wait for)",
+    )
+    shutdown_timeout: float = _setting(
+        25.0,
+        "seconds from SIGTERM/SIGINT to exit, drain included; past it the process exits "
+        "with status 1 (below Kubernetes' default 30 s grace period)",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -168,9 +179,15 @@ class Settings:
             "rate_bytes",
             "ip_connections_per_minute",
             "ip_ban_seconds",
+            "drain_seconds",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if self.shutdown_timeout <= self.drain_seconds:
+            raise ValueError(
+                "shutdown_timeout must be greater than drain_seconds: after the drain the "
+                "node still closes its connections and commits what it accepted"
+            )
         if self.auth_timeout <= 0:
             raise ValueError("auth_timeout must be positive")
         if self.rate_messages and self.rate_messages_burst < 1:

@@ -242,6 +242,8 @@ class WebSocketEndpoint:
             self.limits.ip_connections_per_minute, self.limits.ip_ban_seconds
         )
         self.connections = 0
+        # Set by `close_all` (shutdown): the close every connection gets, new ones included.
+        self.closing_all: tuple[int, str] | None = None
         self.stats = TransportStats()  # plain counters, folded into metrics each second
         self.metrics: Metrics | None = None
         self._next_id = 0
@@ -348,6 +350,9 @@ class WebSocketEndpoint:
         )
         try:
             room.join(peer, read_only=not identity.can_edit)
+            if self.closing_all is not None:
+                # Admitted while `close_all` ran (e.g. its room was loading).
+                peer.close(*self.closing_all)
             await self._receive_loop(receive, room, peer)
         except asyncio.CancelledError:
             current = asyncio.current_task()
@@ -419,6 +424,25 @@ class WebSocketEndpoint:
                 peer.close(CLOSE_INTERNAL_ERROR, "internal error")
             if metrics is not None:
                 metrics.handling.observe(time.perf_counter() - started)
+
+    def close_all(self, code: int, reason: str) -> int:
+        """Close every connection, and every one admitted from now on, with `code`.
+        Returns how many were open. Frames they send meanwhile are not applied."""
+        self.closing_all = (code, reason)
+        closed = 0
+        for room in list(self.registry.rooms.values()):
+            for peer in list(room.peers):
+                peer.close(code, reason)
+                closed += 1
+        return closed
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for every connection to end; True if they did."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return not self.connections
 
     # -- admission -----------------------------------------------------------------------
 
