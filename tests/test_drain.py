@@ -269,6 +269,12 @@ def test_sigterm_drains_every_worker(tmp_path: Path) -> None:
             try:
                 for session in sessions:
                     await session.synced()
+                # Both workers started (the fixture only waited for one to answer /readyz).
+                deadline = time.monotonic() + 15
+                while server.log().count('"authentication: off"') < 2:
+                    assert time.monotonic() < deadline, server.log()
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.2)
                 assert server.proc is not None
                 signalled = time.monotonic()
                 server.proc.send_signal(signal.SIGTERM)
