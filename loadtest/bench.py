@@ -382,6 +382,8 @@ def describe(label: str, run: RunResult) -> str:
     parts.append(f"connect {con.get('ok')}/{run.load.connections} in {con.get('seconds')} s")
     parts.append(f"server CPU {run.server_cpu_pct}%, peak RSS {run.peak_rss_bytes / 2**20:.0f} MB")
     parts.append(f"generator CPU {run.generator_cpu_pct}%, other {run.other_cpu_pct}%")
+    if run.result.get("loop_lag_ms", {}).get("p99") is not None:
+        parts.append(f"generator loop lag p99 {run.result['loop_lag_ms']['p99']} ms")
     if run.error:
         parts.append(f"ERROR {run.error}")
     elif run.result.get("unexpected_closes"):
@@ -436,6 +438,10 @@ def _gen_cpu(s: ScenarioResult) -> float | None:
     return s.main.generator_cpu_pct if s.main else None
 
 
+def _gen_lag(s: ScenarioResult) -> float | None:
+    return s.main.result.get("loop_lag_ms", {}).get("p99") if s.main else None
+
+
 def _other_cpu(s: ScenarioResult) -> float | None:
     return s.main.other_cpu_pct if s.main else None
 
@@ -476,6 +482,7 @@ METRICS = [
     Metric("many-rooms", "peak RSS MB", False, _peak_rss_mb),
     Metric("many-rooms", "connect p99 ms", False, _connect_p99),
     Metric("many-rooms", "generator CPU %", False, _gen_cpu),
+    Metric("many-rooms", "generator loop lag p99 ms", False, _gen_lag),
     Metric("many-rooms", "other CPU % (noise)", False, _other_cpu),
     Metric("hot-room", "delivery %", True, _delivery),
     Metric("hot-room", "p50 ms", False, _lat("p50")),
@@ -485,6 +492,7 @@ METRICS = [
     Metric("hot-room", "server CPU %", False, _server_cpu),
     Metric("hot-room", "peak RSS MB", False, _peak_rss_mb),
     Metric("hot-room", "generator CPU %", False, _gen_cpu),
+    Metric("hot-room", "generator loop lag p99 ms", False, _gen_lag),
     Metric("hot-room", "other CPU % (noise)", False, _other_cpu),
     Metric("idle", "KB per connection", False, _kb),
     Metric("idle", "connects/s", True, _connect_rate),
@@ -496,6 +504,7 @@ METRICS = [
     Metric("saturate", "p99 ms at that rate", False, _lat("p99")),
     Metric("saturate", "server CPU % at that rate", False, _server_cpu),
     Metric("saturate", "generator CPU % at that rate", False, _gen_cpu),
+    Metric("saturate", "generator loop lag p99 ms at that rate", False, _gen_lag),
     Metric("saturate", "other CPU % at that rate (noise)", False, _other_cpu),
 ]
 
