@@ -101,6 +101,7 @@ class Options:
     max_saturate_steps: int = len(SATURATE_RATES)
     quiet_wait: float = 0.0  # seconds to wait, before each run, for the machine to be idle
     profile_dir: Path | None = None  # py-spy each Python server's measured window into here
+    saturate_refine: bool = True  # one more step between the last pass and the first failure
 
 
 async def wait_for_quiet(max_wait: float, threshold_pct: float = 25.0) -> float:
@@ -335,7 +336,7 @@ class ScenarioResult:
         if self.scenario != "saturate":
             return self.runs[0] if self.runs else None
         passed = [r for r in self.runs if r.ok()]
-        return passed[-1] if passed else None
+        return max(passed, key=lambda r: r.load.rate) if passed else None
 
 
 async def run_scenario(name: str, spec: ServerSpec, opts: Options, log: Any) -> ScenarioResult:
@@ -345,12 +346,20 @@ async def run_scenario(name: str, spec: ServerSpec, opts: Options, log: Any) -> 
         log(describe(name, run))
         return ScenarioResult(name, spec.name, [run])
     result = ScenarioResult(name, spec.name, [])
-    for i, rate in enumerate(SATURATE_RATES[: opts.max_saturate_steps]):
-        run = await run_load(spec, replace(load, rate=rate), opts, f"{name}-{i}-{spec.name}")
+
+    async def step(rate: float, label: str) -> RunResult:
+        run = await run_load(spec, replace(load, rate=rate), opts, f"{name}-{label}-{spec.name}")
         result.runs.append(run)
         log(describe(f"{name} @ {run.load.offered_edits_per_s:g}/s", run))
+        return run
+
+    passed = failed = None
+    for i, rate in enumerate(SATURATE_RATES[: opts.max_saturate_steps]):
+        run = await step(rate, str(i))
         if not run.ok():
+            failed = rate
             break
+        passed = rate
         result.sustained_edits_per_s = run.load.offered_edits_per_s
         if run.generator_bound:
             result.note = "load generator saturated: the server may sustain more"
@@ -358,6 +367,12 @@ async def run_scenario(name: str, spec: ServerSpec, opts: Options, log: Any) -> 
     else:
         if result.sustained_edits_per_s is not None:
             result.note = "met the criteria at every step tried"
+    # One step halfway between the last pass and the first failure sharpens the figure.
+    if opts.saturate_refine and passed is not None and failed is not None:
+        middle = round((passed + failed) / 2, 3)
+        run = await step(middle, "refine")
+        if run.ok():
+            result.sustained_edits_per_s = run.load.offered_edits_per_s
     if result.sustained_edits_per_s is None:
         first = SATURATE_RATES[0] * load.rooms * load.writers_per_room
         result.note = f"failed the first step ({first:g} edits/s)"
@@ -509,6 +524,12 @@ METRICS = [
 ]
 
 
+def _cell(m: Metric, value: float | None, result: ScenarioResult | None) -> str:
+    if value is None and m.pick is _sustained and result is not None and result.runs:
+        return f"< {result.runs[0].load.offered_edits_per_s:g}"  # failed the first step
+    return _fmt(value)
+
+
 def table(results: list[ScenarioResult]) -> str:
     """One markdown table: a column per server, then ysync ÷ each peer."""
     servers = list(dict.fromkeys(r.server for r in results))
@@ -523,7 +544,7 @@ def table(results: list[ScenarioResult]) -> str:
             s: m.pick(by_key[m.scenario, s]) if (m.scenario, s) in by_key else None for s in servers
         }
         cells = [m.scenario, f"{m.label} ({'↑' if m.higher_is_better else '↓'})"]
-        cells += [_fmt(values[s]) for s in servers]
+        cells += [_cell(m, values[s], by_key.get((m.scenario, s))) for s in servers]
         for p in peers:
             mine, theirs = values[YSYNC.name], values[p]
             ratio = mine / theirs if mine is not None and theirs else None
@@ -710,6 +731,7 @@ async def _main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         server_cpu=None if args.no_pin else args.server_cpu,
         load_cpu=None if args.no_pin else args.load_cpu,
         max_saturate_steps=2 if args.quick else args.saturate_steps,
+        saturate_refine=not args.quick,
         quiet_wait=args.quiet_wait,
         profile_dir=args.profile,
         **({"log_dir": args.log_dir} if args.log_dir else {}),
