@@ -20,6 +20,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -154,3 +155,95 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL server this test process owns, so a test may stop
+    it and start it again on the same port (store outages)."""
+
+    def __init__(self, as_postgres: list[str], pg_ctl: str, base: Path) -> None:
+        self._as_postgres = as_postgres
+        self._pg_ctl = pg_ctl
+        self._base = base
+        self.port = 0
+        self.running = False
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        """Start the server (the first time on a free port, then on the same one)."""
+        if self.running:
+            return
+        data, log = self._base / "data", self._base / "server.log"
+        if not self.port:
+            self.port = _start(self._as_postgres, self._pg_ctl, data, log, self._base)
+        else:
+            options = f"-p {self.port} -k {self._base} -c listen_addresses=127.0.0.1"
+            start = [self._pg_ctl, "-D", data, "-l", log, "-w", "-t", "30", "-o", options, "start"]
+            _check(self._as_postgres, start)
+        self.running = True
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; `fast` disconnects every client, `immediate` is a crash."""
+        if self.running:
+            _check(
+                self._as_postgres,
+                [self._pg_ctl, "-D", self._base / "data", "-m", mode, "-w", "stop"],
+            )
+            self.running = False
+
+
+@dataclass
+class StoppablePostgres:
+    """A fresh database (`url`) on a PostgreSQL server the test may stop and start."""
+
+    server: PostgresServer
+    url: str
+
+    def stop(self, mode: str = "fast") -> None:
+        self.server.stop(mode)
+
+    def start(self) -> None:
+        self.server.start()
+
+
+@pytest.fixture(scope="module")
+def own_postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this module's own (never the session's shared one,
+    never `YSYNC_TEST_POSTGRES_URL`'s): tests stop and restart it."""
+    initdb, pg_ctl = _find_binary("initdb"), _find_binary("pg_ctl")
+    as_postgres = _run_as_postgres_prefix()
+    base = Path(tempfile.mkdtemp(prefix="ysync-test-pg-own-"))
+    if as_postgres:
+        shutil.chown(base, user="postgres", group="postgres")
+    server = PostgresServer(as_postgres, pg_ctl, base)
+    try:
+        _check(
+            as_postgres,
+            [initdb, "-D", base / "data", "-U", "postgres", "--auth=trust", "--no-sync"],
+        )
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop("immediate")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def stoppable_postgres(own_postgres_server: PostgresServer) -> Iterator[StoppablePostgres]:
+    """A fresh database on `own_postgres_server`, which is running again afterwards."""
+    own_postgres_server.start()
+    name = f"ysync_test_{uuid.uuid4().hex[:12]}"
+    admin = own_postgres_server.admin_url
+    asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
+    try:
+        yield StoppablePostgres(
+            own_postgres_server, urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
+        )
+    finally:
+        own_postgres_server.start()
+        asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
