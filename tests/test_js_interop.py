@@ -30,7 +30,9 @@ def run(coro: Any, timeout: float = 90.0) -> Any:
 
 
 @asynccontextmanager
-async def js_clients(js_dir: Path, count: int, url: str, room: str) -> AsyncIterator[list[JSClient]]:
+async def js_clients(
+    js_dir: Path, count: int, url: str, room: str
+) -> AsyncIterator[list[JSClient]]:
     async with AsyncExitStack() as stack:
         clients = [await stack.enter_async_context(JSClient.start(js_dir)) for _ in range(count)]
         for client in clients:
@@ -64,7 +66,9 @@ def python_values(doc: Doc) -> dict[str, Any]:
     }
 
 
-def test_two_js_clients_and_one_python_client_converge(server: YsyncProcess, js_clients_dir: Path) -> None:
+def test_two_js_clients_and_one_python_client_converge(
+    server: YsyncProcess, js_clients_dir: Path
+) -> None:
     async def scenario() -> None:
         async with (
             js_clients(js_clients_dir, 2, server.ws_url, "interop/all-types") as (js1, js2),
@@ -98,8 +102,12 @@ def test_two_js_clients_and_one_python_client_converge(server: YsyncProcess, js_
             assert states[0]["values"] == states[1]["values"]
             clocks = [state_vector(state) for state in states]
             assert clocks[0] == clocks[1]
-            await wait_until(lambda: py.doc.get_state() and codec.decode_state_vector(
-                py.doc.get_state()) == clocks[0])
+            await wait_until(
+                lambda: (
+                    py.doc.get_state()
+                    and codec.decode_state_vector(py.doc.get_state()) == clocks[0]
+                )
+            )
             values = python_values(py.doc)
             assert values == states[0]["values"]
             assert values["m"]["js1"] == {"n": 1, "list": [1, 2]}
@@ -136,7 +144,9 @@ def test_awareness_crosses_between_js_and_python_and_vanishes_on_disconnect(
             started = time.perf_counter()
             await js2.call("wait_awareness", client_id=js1_id, equals=cursor, timeout_ms=3000)
             await py.awareness.wait_for(lambda s: s.get(js1_id) == cursor, 3)
-            print(f"awareness JS -> JS and Python in {(time.perf_counter() - started) * 1000:.0f} ms")
+            print(
+                f"awareness JS -> JS and Python in {(time.perf_counter() - started) * 1000:.0f} ms"
+            )
             py.awareness.set_local_state({"user": {"name": "bot"}})
             await js1.call("wait_awareness", client_id=py.doc.client_id, timeout_ms=3000)
             await js1.call("disconnect")
@@ -180,11 +190,16 @@ def test_thousand_edits_converge(server: YsyncProcess, js_clients_dir: Path) -> 
 
 
 @pytest.mark.slow
-def test_providers_resync_quickly_after_a_server_restart(js_clients_dir: Path, tmp_path: Path) -> None:
+def test_providers_resync_quickly_after_a_server_restart(
+    js_clients_dir: Path, tmp_path: Path
+) -> None:
     with YsyncProcess(log_path=tmp_path / "log") as server:
 
         async def scenario() -> None:
-            async with js_clients(js_clients_dir, 2, server.ws_url, "interop/restart") as (js1, js2):
+            async with js_clients(js_clients_dir, 2, server.ws_url, "interop/restart") as (
+                js1,
+                js2,
+            ):
                 await js1.call("text_insert", name="t", index=0, value="kept by the clients")
                 await js2.call("wait_for", name="t", kind="text", equals="kept by the clients")
                 connects = (await js1.call("status"))["connects"]
