@@ -12,14 +12,17 @@ The base URL may also be the WebSocket URL (`ws://` → `http://`, `wss://` →
 `Authorization: Bearer <token>`. Errors: `HTTPError` (status and the server's
 JSON `error`), `ConnectError` when the server cannot be reached.
 
-Endpoints so far: `GET /healthz`, `GET /readyz`, `GET /api/rooms`; methods are
-added here as the server's API grows.
+Endpoints: `GET /healthz`, `/readyz`, `/api/rooms`, `/api/rooms/<room>`,
+`/metrics`; methods are added here as the server's API grows. With `--auth jwt`
+the `/api/*` endpoints need an owner token.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -51,6 +54,8 @@ class RoomInfo:
     name: str
     clients: int  # open connections in the room on this node
     awareness: int  # present awareness states (cursors)
+    #: Everything else the server reports about the room (e.g. read_only, idle).
+    details: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,8 @@ class Rooms:
 
     rooms: tuple[RoomInfo, ...]
     connections: int  # WebSocket connections on this node, all rooms
+    #: What the server reports about the node itself (id, uptime, readiness, ...).
+    node: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def http_base_url(url: str) -> str:
@@ -93,10 +100,14 @@ def _readiness(body: Any) -> Readiness:
 
 def _rooms(body: Any) -> Rooms:
     rooms = tuple(
-        RoomInfo(r["name"], int(r.get("clients", 0)), int(r.get("awareness", 0)))
+        RoomInfo(r["name"], int(r.get("clients", 0)), int(r.get("awareness", 0)), r)
         for r in body["rooms"]
     )
-    return Rooms(rooms, int(body.get("connections", 0)))
+    return Rooms(rooms, int(body.get("connections", 0)), body.get("node") or {})
+
+
+def _room_path(name: str) -> str:
+    return "/api/rooms/" + quote(name, safe="/")
 
 
 class Client:
@@ -133,6 +144,19 @@ class Client:
     def rooms(self) -> Rooms:
         """`GET /api/rooms`: rooms loaded on this node and their clients."""
         return _rooms(_body(self._get("/api/rooms")))
+
+    def room(self, name: str) -> dict[str, Any]:
+        """`GET /api/rooms/<name>`: one loaded room and its connections, as the
+        server reports them (`HTTPError` 404 if it is not loaded on this node)."""
+        result: dict[str, Any] = _body(self._get(_room_path(name)))
+        return result
+
+    def metrics(self) -> str:
+        """`GET /metrics`: the Prometheus exposition text."""
+        response = self._get("/metrics")
+        if not response.is_success:
+            _body(response)  # raises HTTPError
+        return response.text
 
     def close(self) -> None:
         self._http.close()
@@ -175,6 +199,16 @@ class AsyncClient:
 
     async def rooms(self) -> Rooms:
         return _rooms(_body(await self._get("/api/rooms")))
+
+    async def room(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = _body(await self._get(_room_path(name)))
+        return result
+
+    async def metrics(self) -> str:
+        response = await self._get("/metrics")
+        if not response.is_success:
+            _body(response)  # raises HTTPError
+        return response.text
 
     async def close(self) -> None:
         await self._http.aclose()

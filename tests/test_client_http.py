@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import authtokens as tk
 import httpx
 import pytest
 from servers import YsyncProcess, free_port
@@ -35,6 +36,8 @@ def test_sync_client_health_ready_and_rooms(server: YsyncProcess) -> None:
             rooms = await asyncio.to_thread(rooms_now, server.ws_url)  # a ws:// URL works too
             assert RoomInfo("http/room", 2, 1) in rooms.rooms
             assert rooms.connections >= 2
+            detail = await asyncio.to_thread(room_now, server.ws_url, "http/room")
+            assert detail["name"] == "http/room" and len(detail["connections"]) == 2
 
     run(scenario())
     with Client(server.http_url) as api:
@@ -47,6 +50,11 @@ def rooms_now(url: str) -> Any:
         return api.rooms()
 
 
+def room_now(url: str, name: str) -> Any:
+    with Client(url) as api:
+        return api.room(name)
+
+
 def test_async_client(server: YsyncProcess) -> None:
     async def scenario() -> None:
         async with AsyncClient(server.ws_url) as api:
@@ -54,8 +62,14 @@ def test_async_client(server: YsyncProcess) -> None:
             assert (await api.ready()).ready
             async with connect(server.ws_url, "http/async") as session:
                 await session.synced()
-                names = [room.name for room in (await api.rooms()).rooms]
-                assert "http/async" in names
+                rooms = await api.rooms()
+                assert "http/async" in [room.name for room in rooms.rooms]
+                assert rooms.node.get("ready") is True  # the node's own report
+                assert (await api.room("http/async"))["clients"] == 1
+                assert "ysync" in await api.metrics()
+            with pytest.raises(HTTPError) as caught:
+                await api.room("not/loaded")
+            assert caught.value.status == 404
 
     run(scenario())
 
@@ -88,3 +102,14 @@ def test_base_url_accepts_websocket_urls() -> None:
     assert http_base_url("ws://h:1234") == "http://h:1234"
     assert http_base_url("wss://h/collab/") == "https://h/collab"
     assert http_base_url("http://h:1/") == "http://h:1"
+
+
+def test_api_with_auth_on_takes_a_bearer_token(tmp_path: Any) -> None:
+    owner = tk.token("root", {"*": "owner"})
+    with YsyncProcess(*tk.JWT_FLAGS, log_path=tmp_path / "log") as server:
+        with Client(server.ws_url) as anonymous, pytest.raises(HTTPError) as caught:
+            anonymous.rooms()
+        assert caught.value.status == 401 and "token" in caught.value.error
+        with Client(server.ws_url, token=owner) as api:
+            assert api.rooms().connections == 0
+            assert api.health() == {"status": "ok"}
