@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
 from ysync.persistence.group_commit import GroupCommit
@@ -30,14 +31,14 @@ from ysync.rooms.local_bus import LocalBus
 from ysync.rooms.protocols import Bus, Store
 from ysync.rooms.redis_bus import RedisBus
 from ysync.rooms.registry import RoomRegistry
-from ysync.server import http_api
+from ysync.server import gc_tuning, http_api
 from ysync.server.auth import authenticator_for
 from ysync.server.drain import RESTART_REASON, Drain
 from ysync.server.limits import Limits
 from ysync.server.logs import configure as configure_logs
 from ysync.server.metrics import Metrics
 from ysync.server.settings import Settings
-from ysync.server.transport import WebSocketEndpoint
+from ysync.server.transport import KeepRawSend, WebSocketEndpoint
 
 log = logging.getLogger("ysync.server")
 
@@ -186,9 +187,14 @@ def create_app(
                 )
                 if handle_signals:
                     drain.install()
+                gc_timer = gc_tuning.PauseTimer(metrics.observe_gc)
+                gc_timer.install()
+                if settings.gc_tuning:
+                    gc_tuning.tune()
                 try:
                     yield
                 finally:
+                    gc_timer.remove()
                     drain.uninstall()
                     node.draining = True
                     # Unloading commits every room's updates; only then stop the committer.
@@ -205,6 +211,7 @@ def create_app(
 
     prefix = settings.path_prefix
     app = Starlette(
+        middleware=[Middleware(KeepRawSend)],
         routes=http_api.routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_api.http_error},

@@ -143,6 +143,7 @@ async def room_detail(request: Request) -> Response:
                 "connected_at": peer.connected_at,
                 "connected_seconds": round(now - peer.connected_at, 3),
                 "synced": state.synced,
+                "direct_send": peer.direct,
                 "queued_frames": frames,
                 "queued_bytes": queued,
                 "closing": peer.closing,

@@ -151,7 +151,17 @@ class Metrics:
             "State-vector syncs requested from other nodes (gaps, reconnects)",
             registry=r,
         )
+        self.gc_pauses = Histogram(
+            "ysync_gc_pause_seconds",
+            "Garbage-collector pauses (every client waits during one)",
+            ["generation"],
+            buckets=(1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0),
+            registry=r,
+        )
         self._folded: dict[str, int] = {}
+
+    def observe_gc(self, generation: int, seconds: float) -> None:
+        self.gc_pauses.labels(str(generation)).observe(seconds)
 
     def observe_commit(self, seconds: float, updates: int, ok: bool) -> None:
         if ok:

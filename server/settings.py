@@ -61,6 +61,11 @@ class Settings:
         "comma-separated Origins browsers may connect from, e.g. https://app.example.com,"
         "https://*.example.com (empty: any; clients sending no Origin are not browsers)",
     )
+    gc_tuning: int = _setting(
+        1,
+        "1: freeze start-up objects and raise GC thresholds (full collections stall every "
+        "client for ~0.5 s at thousands of connections); 0: leave the process's GC alone",
+    )
     log_format: str = _setting(
         "console", "log lines: console (people) or json", ("console", "json")
     )

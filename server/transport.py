@@ -69,8 +69,79 @@ def _close_reason(reason: str) -> str:
     return reason.encode("utf-8")[:123].decode("utf-8", "ignore")
 
 
+def direct_transport(scope: dict[str, Any]) -> Any:
+    """The connection's transport, when frames may be written to it directly.
+
+    A server-to-client WebSocket frame is unmasked, so the bytes of one
+    broadcast are the same for every recipient: encoding them once and writing
+    them straight to each transport skips the ASGI send path and its per-frame
+    task wake-up, which was most of the broadcast cost. Only under uvicorn's
+    websockets protocols (found through the raw ASGI `send` kept in the scope
+    by `KeepRawSend`) and only without negotiated extensions (compression);
+    anything else uses the ASGI queue.
+    """
+    send = scope.get("ysync.raw_send")
+    protocol = getattr(send, "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    if not (hasattr(transport, "write") and hasattr(transport, "get_write_buffer_size")):
+        return None
+    connection = getattr(protocol, "conn", protocol)  # websockets-sansio keeps it in .conn
+    if getattr(connection, "extensions", None) != []:
+        return None
+    return transport
+
+
+class KeepRawSend:
+    """Outermost ASGI middleware: remembers the server's own `send` for WebSockets
+    (inner layers wrap it), so `direct_transport` can find the connection."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            scope["ysync.raw_send"] = send
+        await self.app(scope, receive, send)
+
+
+_last_payload = b""
+_last_frame = b"\x82\x00"
+
+
+def binary_frame(payload: bytes) -> bytes:
+    """An unmasked, final, binary WebSocket frame (RFC 6455 5.2) holding `payload`.
+
+    A broadcast sends the same payload object to every peer in a row: the last
+    encoding is kept and reused (compared by identity, and kept alive by the
+    reference here, so the identity cannot be recycled)."""
+    global _last_payload, _last_frame
+    if payload is _last_payload:
+        return _last_frame
+    length = len(payload)
+    if length < 126:
+        header = bytes((0x82, length))
+    elif length < 65536:
+        header = bytes((0x82, 126)) + length.to_bytes(2, "big")
+    else:
+        header = bytes((0x82, 127)) + length.to_bytes(8, "big")
+    _last_payload, _last_frame = payload, header + payload
+    return _last_frame
+
+
+def close_frame(code: int, reason: str) -> bytes:
+    """A WebSocket close frame (RFC 6455 5.5.1); `reason` is at most 123 bytes."""
+    payload = code.to_bytes(2, "big") + reason.encode("utf-8")
+    return bytes((0x88, len(payload))) + payload
+
+
 class WebSocketPeer:
-    """One connected client: a bounded queue of frames drained by `run_sender`."""
+    """One connected client.
+
+    Frames go straight to the transport when `direct_transport` allows it
+    (bounded by the transport's write buffer), else through a bounded queue
+    drained by `run_sender` with ASGI sends. Either way a client that stops
+    reading is cut off (4508) rather than slowing the room or growing memory.
+    """
 
     __slots__ = (
         "_asgi_send",
@@ -80,6 +151,8 @@ class WebSocketPeer:
         "_max_frames",
         "_queue",
         "_queued_bytes",
+        "_sent_recently",
+        "_transport",
         "_waiter",
         "aborted",
         "client",
@@ -102,8 +175,11 @@ class WebSocketPeer:
         max_bytes: int,
         keepalive: float,
         stats: TransportStats,
+        transport: Any = None,
     ) -> None:
         self._asgi_send = asgi_send
+        self._transport = transport
+        self._sent_recently = False
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
         self._max_frames = max_frames
@@ -127,11 +203,31 @@ class WebSocketPeer:
 
     @property
     def queued(self) -> tuple[int, int]:
-        """Frames and bytes waiting in the send queue."""
+        """Frames and bytes waiting to be sent (direct: the transport's buffer)."""
+        if self._transport is not None:
+            return 0, self._transport.get_write_buffer_size()
         return len(self._queue), self._queued_bytes
+
+    @property
+    def direct(self) -> bool:
+        """True when frames are written straight to the transport (see `direct_transport`)."""
+        return self._transport is not None
 
     def send(self, frame: bytes) -> None:
         if self._closing is not None:
+            return
+        transport = self._transport
+        if transport is not None:
+            if transport.is_closing():
+                return
+            if transport.get_write_buffer_size() + len(frame) > self._max_bytes:
+                log.warning("slow consumer cut off", extra={"conn": self.connection_id})
+                self.close(CLOSE_SLOW_CONSUMER, "slow consumer: send buffer full")
+                return
+            transport.write(binary_frame(frame))
+            self._sent_recently = True
+            self.stats.sent_frames += 1
+            self.stats.sent_bytes += len(frame)
             return
         if (
             len(self._queue) >= self._max_frames
@@ -166,15 +262,28 @@ class WebSocketPeer:
         asyncio.get_running_loop().call_later(_ABORT_AFTER, self._abort)
 
     async def run_sender(self) -> None:
-        """Send queued frames until closed; ends quietly when the client is gone."""
+        """Send queued frames until closed; ends quietly when the client is gone.
+
+        With a direct transport there is no queue: this only keeps the client
+        alive when idle and sends the close frame."""
         loop = asyncio.get_running_loop()
         queue = self._queue
         try:
+            while self._transport is not None and self._closing is None:
+                await self._wait(loop)
+                if self._closing is None and not self._sent_recently:
+                    self.send(codec.EMPTY_AWARENESS)  # see _wait_for_frames
+                self._sent_recently = False
             while True:
                 if not queue and self._closing is None:
                     await self._wait_for_frames(loop)
                 if self._closing is not None:
                     code, reason = self._closing
+                    if self._transport is not None:
+                        # Behind whatever is buffered; the ASGI close would wait
+                        # for the buffer to drain, which a stuck client never does.
+                        self._transport.write(close_frame(code, reason))
+                        return
                     await self._asgi_send(
                         {"type": "websocket.close", "code": code, "reason": reason}
                     )
@@ -187,7 +296,8 @@ class WebSocketPeer:
         except OSError:  # uvicorn's ClientDisconnected: the receive loop sees it too
             return
 
-    async def _wait_for_frames(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _wait(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Until woken (a frame, a close) or the keep-alive interval passed."""
         waiter = self._waiter = loop.create_future()
         timer = loop.call_later(self._keepalive, self._wake)
         try:
@@ -195,6 +305,9 @@ class WebSocketPeer:
         finally:
             timer.cancel()
             self._waiter = None
+
+    async def _wait_for_frames(self, loop: asyncio.AbstractEventLoop) -> None:
+        await self._wait(loop)
         if not self._queue and self._closing is None:
             # Nothing to send for a while: the JS provider reconnects after
             # 30 s without a message, and WebSocket pings do not count.
@@ -207,6 +320,9 @@ class WebSocketPeer:
             waiter.set_result(None)
 
     def _abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()  # drops buffered frames; the receive loop sees it
+            return
         if self.task is not None and not self.task.done():
             self.aborted = True
             self.task.cancel()
@@ -333,6 +449,7 @@ class WebSocketEndpoint:
             max_bytes=self.send_queue_bytes,
             keepalive=self.keepalive,
             stats=self.stats,
+            transport=direct_transport(scope),
         )
         peer.room = room_name
         peer.client = request.client

@@ -346,6 +346,19 @@ def test_health_readiness_and_json_errors(server: YsyncProcess) -> None:
     assert status == 404 and body == {"error": "Not Found"}
 
 
+def test_broadcasts_are_written_straight_to_the_transport(server: YsyncProcess) -> None:
+    # Under `ysync serve` (uvicorn, no compression) frames skip the ASGI send path;
+    # tests/test_embedding.py covers the queued path of a host app that wraps `send`.
+    async def scenario() -> None:
+        async with connect(server.ws_url, "direct") as a:
+            await a.synced()
+            status, body = http_get(server, "/api/rooms/direct")
+            assert status == 200
+            assert [c["direct_send"] for c in body["connections"]] == [True]
+
+    run(scenario())
+
+
 def test_path_prefix(tmp_path: Any) -> None:
     with YsyncProcess("--path-prefix", "/ws/", log_path=tmp_path / "log") as server:
 
