@@ -41,6 +41,10 @@ class LocalBus:
     def describe(self) -> str:
         return "in-process (single node)"
 
+    @property
+    def alone(self) -> bool:
+        return len(self._hub.nodes) <= 1
+
     async def subscribe(self, room: str, handler: EnvelopeHandler) -> None:
         self._hub.subscribers.setdefault(room, {})[self] = handler
 

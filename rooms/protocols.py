@@ -113,6 +113,12 @@ class Bus(Protocol):
 
     node_id: str
 
+    @property
+    def alone(self) -> bool:
+        """True when no other node can ever be listening (single-node mode):
+        replication then skips all its work."""
+        ...
+
     async def subscribe(self, room: str, handler: EnvelopeHandler) -> None: ...
 
     async def unsubscribe(self, room: str) -> None: ...

@@ -110,6 +110,10 @@ class RedisBus:
         self._client: redis.Redis | None = None
         self._pubsub: Any = None
 
+    @property
+    def alone(self) -> bool:
+        return False  # other nodes may join at any time
+
     def describe(self) -> str:
         where = self.url.rpartition("@")[2]  # never log a password
         return f"Redis pub/sub at {where} (node {self.node_id})"
