@@ -2,6 +2,7 @@
 
     ysync status [--url http://host:port] [--token T]   the node, then one line per room
     ysync status --room ROOM                             one room and its connections
+                                                         (a token owning that room is enough)
     ysync status --json                                  the API's JSON, for scripts
 
 Exit status: 0 the node is ready, 1 it answered but is not ready (draining,
@@ -60,26 +61,32 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=args.timeout) as http:
-            node = _get(http, "/api/rooms")
-            room = _get(http, "/api/rooms/" + quote(args.room, safe="/")) if args.room else None
+            if args.room:
+                # A room's owner may see the room without rights on the whole node.
+                body = _get(http, "/api/rooms/" + quote(args.room, safe="/"))
+                readiness = _get(http, "/readyz", answers=(503,))
+            else:
+                body = _get(http, "/api/rooms")
+                readiness = body["node"]
     except _Failed as exc:
         print(f"ysync status: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
-        json.dump(room if room is not None else node, out, indent=2)
+        json.dump(body, out, indent=2)
         out.write("\n")
+    elif args.room:
+        out.write(_readiness_line(readiness) + "\n" + format_room(body))
     else:
-        out.write(format_node(node, limit=args.limit if room is None else -1))
-        if room is not None:
-            out.write(format_room(room))
-    return EXIT_READY if node["node"]["ready"] else EXIT_NOT_READY
+        out.write(format_node(body, limit=args.limit))
+    return EXIT_READY if readiness["ready"] else EXIT_NOT_READY
 
 
 class _Failed(Exception):
     pass
 
 
-def _get(http: httpx.Client, path: str) -> Any:
+def _get(http: httpx.Client, path: str, answers: tuple[int, ...] = ()) -> Any:
+    """The JSON object at `path`; a status in `answers` is an answer, not a failure."""
     try:
         response = http.get(path)
     except httpx.HTTPError as exc:
@@ -88,7 +95,8 @@ def _get(http: httpx.Client, path: str) -> Any:
         body = response.json()
     except ValueError:
         body = None
-    if response.is_success and isinstance(body, dict):
+    ok = response.is_success or response.status_code in answers
+    if ok and isinstance(body, dict):
         return body
     error = body.get("error") if isinstance(body, dict) else response.text[:200]
     raise _Failed(f"{path}: HTTP {response.status_code}: {error}")
@@ -104,7 +112,7 @@ def format_node(body: dict[str, Any], *, limit: int = 50) -> str:
     lines = [
         f"node {node['id']}  pid {node['pid']}  ysync {node['version']}  "
         f"up {duration(node['uptime_seconds'])}",
-        "ready" if node["ready"] else "NOT READY: " + "; ".join(node["problems"]),
+        _readiness_line(node),
         f"connections {body['connections']}  rooms {len(rooms)} loaded ({idle} idle)"
         + (f", {len(node['loading'])} loading" if node["loading"] else "")
         + f"  store {'ok' if node['store_healthy'] else 'FAILING'}, "
@@ -115,6 +123,10 @@ def format_node(body: dict[str, Any], *, limit: int = 50) -> str:
         lines.append("")
         lines.extend(_rooms_table(rooms, limit))
     return "\n".join(lines) + "\n"
+
+
+def _readiness_line(readiness: dict[str, Any]) -> str:
+    return "ready" if readiness["ready"] else "NOT READY: " + "; ".join(readiness["problems"])
 
 
 def _rooms_table(rooms: list[dict[str, Any]], limit: int) -> list[str]:
