@@ -175,6 +175,7 @@ def create_app(
                     tasks.create_task(registry.sweep_awareness(), name="awareness expiry"),
                     tasks.create_task(registry.replicator.run(), name="anti-entropy"),
                     tasks.create_task(metrics.run(node), name="metrics"),
+                    tasks.create_task(endpoint.keep_alive(), name="keep-alive"),
                 ]
                 if isinstance(bus, RedisBus):
                     bus.on_reconnect = registry.replicator.resync_all

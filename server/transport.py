@@ -255,6 +255,10 @@ class WebSocketPeer:
                 code=code,
             )
         self._closing = (code, _close_reason(reason))
+        if self._transport is not None and not self._transport.is_closing():
+            # Behind whatever is buffered; an ASGI close would wait for the
+            # buffer to drain, which a client that stopped reading never does.
+            self._transport.write(close_frame(*self._closing))
         self._queue.clear()
         self._queued_bytes = 0
         self._wake()
@@ -263,27 +267,15 @@ class WebSocketPeer:
 
     async def run_sender(self) -> None:
         """Send queued frames until closed; ends quietly when the client is gone.
-
-        With a direct transport there is no queue: this only keeps the client
-        alive when idle and sends the close frame."""
+        (Not used by direct peers: they write in `send` and `close`.)"""
         loop = asyncio.get_running_loop()
         queue = self._queue
         try:
-            while self._transport is not None and self._closing is None:
-                await self._wait(loop)
-                if self._closing is None and not self._sent_recently:
-                    self.send(codec.EMPTY_AWARENESS)  # see _wait_for_frames
-                self._sent_recently = False
             while True:
                 if not queue and self._closing is None:
                     await self._wait_for_frames(loop)
                 if self._closing is not None:
                     code, reason = self._closing
-                    if self._transport is not None:
-                        # Behind whatever is buffered; the ASGI close would wait
-                        # for the buffer to drain, which a stuck client never does.
-                        self._transport.write(close_frame(code, reason))
-                        return
                     await self._asgi_send(
                         {"type": "websocket.close", "code": code, "reason": reason}
                     )
@@ -296,8 +288,7 @@ class WebSocketPeer:
         except OSError:  # uvicorn's ClientDisconnected: the receive loop sees it too
             return
 
-    async def _wait(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Until woken (a frame, a close) or the keep-alive interval passed."""
+    async def _wait_for_frames(self, loop: asyncio.AbstractEventLoop) -> None:
         waiter = self._waiter = loop.create_future()
         timer = loop.call_later(self._keepalive, self._wake)
         try:
@@ -305,14 +296,17 @@ class WebSocketPeer:
         finally:
             timer.cancel()
             self._waiter = None
-
-    async def _wait_for_frames(self, loop: asyncio.AbstractEventLoop) -> None:
-        await self._wait(loop)
         if not self._queue and self._closing is None:
             # Nothing to send for a while: the JS provider reconnects after
             # 30 s without a message, and WebSocket pings do not count.
             self._queue.append(codec.EMPTY_AWARENESS)
             self._queued_bytes += len(codec.EMPTY_AWARENESS)
+
+    def keep_alive(self) -> None:
+        """Send a no-op if nothing was sent since the last call (direct peers)."""
+        if not self._sent_recently:
+            self.send(codec.EMPTY_AWARENESS)
+        self._sent_recently = False
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -361,6 +355,7 @@ class WebSocketEndpoint:
         # Set by `close_all` (shutdown): the close every connection gets, new ones included.
         self.closing_all: tuple[int, str] | None = None
         self.stats = TransportStats()  # plain counters, folded into metrics each second
+        self.direct_peers: set[WebSocketPeer] = set()
         self.metrics: Metrics | None = None
         self._next_id = 0
 
@@ -454,7 +449,10 @@ class WebSocketEndpoint:
         peer.room = room_name
         peer.client = request.client
         peer.task = asyncio.current_task()
-        sender = asyncio.create_task(peer.run_sender())
+        # A direct peer needs no task of its own: `keep_alive` covers its silences.
+        sender = None if peer.direct else asyncio.create_task(peer.run_sender())
+        if peer.direct:
+            self.direct_peers.add(peer)
         expiry = self._schedule_expiry(peer)
         self.connections += 1
         audit.record(
@@ -482,9 +480,22 @@ class WebSocketEndpoint:
             self.connections -= 1
             room.leave(peer)
             self.registry.release(room_name)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            self.direct_peers.discard(peer)
+            if sender is not None:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
+
+    async def keep_alive(self) -> None:
+        """Forever: send a no-op to each direct peer that was sent nothing lately.
+
+        The JS provider reconnects after 30 s without a message (WebSocket
+        pings do not count); checking every keepalive/2 bounds a silence to
+        about `keepalive` seconds with no timer per connection."""
+        while True:
+            await asyncio.sleep(self.keepalive / 2)
+            for peer in list(self.direct_peers):
+                peer.keep_alive()
 
     async def _receive_loop(self, receive: Any, room: Any, peer: WebSocketPeer) -> None:
         stats, metrics = self.stats, self.metrics

@@ -1,0 +1,91 @@
+"""The direct-write path of the transport, against a recording transport (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from ysync.rooms import codec
+from ysync.rooms.hooks import Identity
+from ysync.server.metrics import TransportStats
+from ysync.server.transport import WebSocketPeer, binary_frame, close_frame
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.buffered = 0
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def direct_peer(transport: RecordingTransport, max_bytes: int = 1000) -> WebSocketPeer:
+    async def no_asgi(message: Any) -> None:
+        raise AssertionError(f"direct peers never use ASGI send: {message}")
+
+    return WebSocketPeer(
+        no_asgi,
+        connection_id=1,
+        identity=Identity(),
+        max_frames=10,
+        max_bytes=max_bytes,
+        keepalive=20.0,
+        stats=TransportStats(),
+        transport=transport,
+    )
+
+
+@pytest.mark.parametrize("length", [0, 125, 126, 65535, 65536])
+def test_binary_frames_use_the_rfc_6455_length_forms(length: int) -> None:
+    payload = bytes(length)
+    frame = binary_frame(payload)
+    assert frame[0] == 0x82  # FIN, binary
+    if length < 126:
+        assert frame[1] == length and frame[2:] == payload
+    elif length < 65536:
+        assert frame[1] == 126 and int.from_bytes(frame[2:4], "big") == length
+    else:
+        assert frame[1] == 127 and int.from_bytes(frame[2:10], "big") == length
+    assert frame.endswith(payload)
+
+
+def test_a_broadcast_payload_is_framed_once() -> None:
+    payload = b"\x00\x02\x01\x00"
+    assert binary_frame(payload) is binary_frame(payload)
+
+
+def test_keep_alive_sends_a_no_op_only_after_silence() -> None:
+    transport = RecordingTransport()
+    peer = direct_peer(transport)
+    peer.send(b"\x00\x02\x00")
+    peer.keep_alive()  # something was sent since the last check: nothing to add
+    assert transport.written == [binary_frame(b"\x00\x02\x00")]
+    peer.keep_alive()  # silent since: a no-op the JS provider counts as a message
+    assert transport.written[-1] == binary_frame(codec.EMPTY_AWARENESS)
+
+
+def test_a_full_buffer_cuts_the_peer_off_with_4508_behind_what_is_buffered() -> None:
+    async def scenario() -> None:
+        transport = RecordingTransport()
+        peer = direct_peer(transport, max_bytes=1000)
+        transport.buffered = 990
+        peer.send(bytes(20))
+        assert peer.closing
+        assert transport.written[-1] == close_frame(4508, "slow consumer: send buffer full")
+        peer.send(b"more")  # nothing after the close frame
+        assert len(transport.written) == 1
+
+    asyncio.run(scenario())
