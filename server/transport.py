@@ -128,6 +128,9 @@ def binary_frame(payload: bytes) -> bytes:
     return _last_frame
 
 
+_NO_QUEUE: deque[bytes] = deque()
+
+
 def close_frame(code: int, reason: str) -> bytes:
     """A WebSocket close frame (RFC 6455 5.5.1); `reason` is at most 123 bytes."""
     payload = code.to_bytes(2, "big") + reason.encode("utf-8")
@@ -180,7 +183,8 @@ class WebSocketPeer:
         self._asgi_send = asgi_send
         self._transport = transport
         self._sent_recently = False
-        self._queue: deque[bytes] = deque()
+        # Direct peers share one empty, never-filled deque: memory per connection counts.
+        self._queue: deque[bytes] = deque() if transport is None else _NO_QUEUE
         self._queued_bytes = 0
         self._max_frames = max_frames
         self._max_bytes = max_bytes
