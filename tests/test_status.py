@@ -49,10 +49,12 @@ def status_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-ADMIN = tk.token("root", {"*": "owner"})
-TEAM_OWNER = tk.token("olga", {"team/*": "owner"})
-EDITOR = tk.token("ed", {"*": "editor"}, name="Ed")
-VIEWER = tk.token("vi", {"team/*": "viewer"})
+# Minted at import: valid for a day, since the suite may run this module long after collection.
+DAY = 24 * 3600
+ADMIN = tk.token("root", {"*": "owner"}, ttl=DAY)
+TEAM_OWNER = tk.token("olga", {"team/*": "owner"}, ttl=DAY)
+EDITOR = tk.token("ed", {"*": "editor"}, name="Ed", ttl=DAY)
+VIEWER = tk.token("vi", {"team/*": "viewer"}, ttl=DAY)
 
 
 def test_api_needs_an_owner_token_when_auth_is_on(tmp_path: Path) -> None:
