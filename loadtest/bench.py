@@ -47,6 +47,7 @@ from ysync.loadtest.servers import (
     SERVERS,
     YSYNC,
     ServerSpec,
+    die_with_parent,
     pinned,
     start_server,
     ysync_at,
@@ -273,6 +274,7 @@ async def _drive(
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
             limit=16 * 1024 * 1024,
+            preexec_fn=die_with_parent,
         )
     gen_tree = ProcessTree(gen.pid)
     launched = _snapshot(tree, gen_tree)

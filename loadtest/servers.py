@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import importlib.metadata
 import json
 import os
@@ -196,6 +197,20 @@ SERVERS = {s.name: s for s in (YSYNC, HOCUSPOCUS, Y_WEBSOCKET, PYCRDT_WEBSOCKET)
 PEERS = [HOCUSPOCUS, Y_WEBSOCKET, PYCRDT_WEBSOCKET]
 
 
+def die_with_parent() -> None:
+    """In a child before exec: get SIGTERM when the benchmark process dies (Linux prctl).
+
+    Servers run in their own session so a Ctrl-C reaches only the benchmark, which stops
+    them; if the benchmark is killed outright, this still takes them down with it.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def pinned(command: list[str], cpu: int | None) -> list[str]:
     """Prefix `taskset -c CPU` when pinning is possible (Linux, taskset, that CPU present)."""
     if cpu is None or shutil.which("taskset") is None or cpu not in os.sched_getaffinity(0):
@@ -250,6 +265,7 @@ async def start_server(
             stdout=log,
             stderr=log,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     try:
         await _wait_listening(port, process, timeout)
