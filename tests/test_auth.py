@@ -15,6 +15,7 @@ from typing import Any
 import authtokens as tk
 import jwt
 import pytest
+from aio import run
 from pycrdt import Text
 from servers import YsyncProcess
 from websockets.asyncio.client import connect as ws_connect
@@ -38,14 +39,6 @@ from ysync.server.permissions import (
     role_for,
 )
 from ysync.server.settings import Settings
-
-
-def run(coro: Any, timeout: float = 60.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
 
 
 async def until_closed(

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aio
 import authtokens as tk
 from jsclient import JSClient
 from pycrdt import Text
@@ -14,12 +15,8 @@ from servers import YsyncProcess
 from ysync.clients import connect
 
 
-def run(coro: Any, timeout: float = 90.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
+def run(coro: Any) -> Any:
+    return aio.run(coro, timeout=90)
 
 
 async def permission_denied(client: JSClient, timeout: float = 5.0) -> list[str]:

@@ -10,9 +10,9 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from aio import run
 from pycrdt import Doc, Map, Text
 from servers import YsyncProcess, free_port
 from threaded_server import ThreadedServer
@@ -33,14 +33,6 @@ def ysync(
         timeout=timeout,
         check=False,
     )
-
-
-def run(coro: Any, timeout: float = 60.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
 
 
 def test_put_then_get_json_round_trip(server: YsyncProcess, tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
+from aio import run
 from pycrdt import Text
 from servers import YsyncProcess
 
@@ -24,14 +24,6 @@ def example(name: str) -> str:
     )
     assert match, f"no example {name} in {GUIDE}"
     return match.group(1)
-
-
-def run(coro: Any, timeout: float = 60.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
 
 
 def test_agent_example_appends_a_paragraph(server: YsyncProcess, tmp_path: Path) -> None:

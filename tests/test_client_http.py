@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aio
 import authtokens as tk
 import httpx
 import pytest
@@ -14,12 +15,8 @@ from ysync.clients import ConnectError, connect
 from ysync.clients.http import AsyncClient, Client, HTTPError, Readiness, RoomInfo, http_base_url
 
 
-def run(coro: Any, timeout: float = 30.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
+def run(coro: Any) -> Any:
+    return aio.run(coro, timeout=30)
 
 
 def test_sync_client_health_ready_and_rooms(server: YsyncProcess) -> None:

@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aio
 import pytest
 from jsclient import JSClient
 from pycrdt import Array, Doc, Map, Text
@@ -24,12 +25,8 @@ NAMES = {"t": "text", "m": "map", "a": "array"}
 FAST = Backoff(initial=0.05, max_delay=0.5)
 
 
-def run(coro: Any, timeout: float = 90.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
+def run(coro: Any) -> Any:
+    return aio.run(coro, timeout=90)
 
 
 @asynccontextmanager

@@ -17,6 +17,7 @@ from typing import Any
 
 import authtokens as tk
 import pytest
+from aio import run
 from pycrdt import Text
 from servers import YsyncProcess, free_port
 from threaded_server import ThreadedServer
@@ -41,14 +42,6 @@ from ysync.server import create_app
 from ysync.server.settings import Settings
 
 FAST = Backoff(initial=0.05, max_delay=0.5)  # quick retries keep the tests short
-
-
-def run(coro: Any, timeout: float = 60.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
 
 
 def text(session: Any, name: str = "t") -> Text:

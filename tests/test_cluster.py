@@ -9,7 +9,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import aio
 import pytest
+from aio import run
 from pycrdt import Array, Doc, Map, Text
 from servers import RedisProcess, YsyncProcess
 
@@ -24,18 +26,8 @@ from ysync.rooms.room import Source
 FAST = ("--node-ttl", "3", "--anti-entropy-interval", "1", "--unload-grace", "2")
 
 
-def run(coro: Any, timeout: float = 60.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
-
-
-async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+async def wait_until(predicate: Any, timeout: float = 10) -> None:
+    await aio.wait_until(predicate, timeout)
 
 
 class Cluster:

@@ -24,6 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aio import run
 from jsclient import JSClient
 from pycrdt import Map
 from servers import RedisProcess, YsyncProcess
@@ -33,14 +34,6 @@ from ysync.server import settings as settings_module
 from ysync.server.drain import CLOSE_SERVICE_RESTART, RESTART_REASON, Drain
 
 CLEAN_EXIT = (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after a clean shutdown
-
-
-def run(coro: Any, timeout: float = 60.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
 
 
 def readiness(server: YsyncProcess) -> tuple[int, list[str]]:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import aio
 import pytest
 import uvicorn
 from pycrdt import Doc, Text
@@ -82,11 +83,7 @@ def host_app() -> Iterator[tuple[str, RecordingHooks]]:
 
 
 def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(30):
-            return await coro
-
-    return asyncio.run(bounded())
+    return aio.run(coro, timeout=30)
 
 
 def test_hooks_authenticate_seed_observe_and_store(host_app: tuple[str, RecordingHooks]) -> None:

@@ -10,7 +10,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aio
 import pytest
+from aio import wait_until
 from jsclient import JSClient
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 from servers import YsyncProcess
@@ -21,12 +23,8 @@ from ysync.rooms import codec
 NAMES = {"t": "text", "m": "map", "a": "array", "x": "xml"}
 
 
-def run(coro: Any, timeout: float = 90.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
+def run(coro: Any) -> Any:
+    return aio.run(coro, timeout=90)
 
 
 @asynccontextmanager
@@ -49,12 +47,6 @@ async def js_state(client: JSClient) -> dict[str, Any]:
 def state_vector(js_state: dict[str, Any]) -> dict[int, int]:
     # Clients may list the same clocks in a different order: compare as mappings.
     return codec.decode_state_vector(base64.b64decode(js_state["state_vector"]))
-
-
-async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 def python_values(doc: Doc) -> dict[str, Any]:

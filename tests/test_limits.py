@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from aio import run, wait_until
 from pycrdt import Doc, Text
 from servers import YsyncProcess
 from websockets.asyncio.client import ClientConnection
@@ -30,14 +31,6 @@ from ysync.server.limits import (
 )
 
 
-def run(coro: Any, timeout: float = 60.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
-
-
 async def raw(url: str, room: str, **kwargs: Any) -> ClientConnection:
     return await ws_connect(room_url(url, room), compression=None, proxy=None, **kwargs)
 
@@ -50,12 +43,6 @@ async def close_of(ws: ClientConnection, timeout: float = 10.0) -> tuple[int | N
         except ConnectionClosed:
             pass
     return ws.close_code, ws.close_reason or ""
-
-
-async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 def text_update(content: str) -> bytes:

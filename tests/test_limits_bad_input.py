@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import aio
 import pytest
 from fuzz.fuzz_codec import feed
 from hypothesis import HealthCheck, given, reject, settings
@@ -150,12 +151,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YsyncProcess]:
         yield process
 
 
-def run(coro: Any, timeout: float = 30.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
+def run(coro: Any) -> Any:
+    return aio.run(coro, timeout=30)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from aio import run
 from pycrdt import Text
 from servers import RedisProcess, YsyncProcess
 
@@ -23,14 +24,6 @@ def scrape(server: YsyncProcess) -> dict[str, float]:
         if match:
             samples[match.group(1)] = samples.get(match.group(1), 0.0) + float(match.group(2))
     return samples
-
-
-def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(60):
-            return await coro
-
-    return asyncio.run(bounded())
 
 
 async def wait_for_metric(

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import aio
 from pycrdt import Doc, Text
 
 from ysync.persistence.group_commit import GroupCommit
@@ -61,11 +62,7 @@ async def with_registry(store: CountingStore, scenario: Any, **kwargs: Any) -> A
 
 
 def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(20):
-            return await coro
-
-    return asyncio.run(bounded())
+    return aio.run(coro, timeout=20)
 
 
 def test_simultaneous_joins_load_the_room_once() -> None:

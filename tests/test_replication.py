@@ -6,6 +6,7 @@ import asyncio
 import random
 from typing import Any
 
+import aio
 from pycrdt import Array, Doc, Map, Text
 
 from ysync.persistence.group_commit import GroupCommit
@@ -28,11 +29,7 @@ class FakePeer:
 
 
 def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(30):
-            return await coro
-
-    return asyncio.run(bounded())
+    return aio.run(coro, timeout=30)
 
 
 class Cluster:

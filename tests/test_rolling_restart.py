@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import aio
 import pytest
 from jsclient import JSClient
 from pycrdt import Doc, Map
@@ -25,12 +26,8 @@ CLEAN_EXIT = (0, -signal.SIGTERM)
 EDIT_INTERVAL = 0.02
 
 
-def run(coro: Any, timeout: float = 120.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
+def run(coro: Any) -> Any:
+    return aio.run(coro, timeout=120)
 
 
 class Editor:

@@ -11,6 +11,7 @@ import urllib.request
 from typing import Any
 
 import pytest
+from aio import run, wait_until
 from pycrdt import Doc, Map, Text
 from servers import YsyncProcess
 from websockets.asyncio.client import ClientConnection
@@ -19,14 +20,6 @@ from websockets.exceptions import ConnectionClosed
 
 from ysync.clients import connect, room_url
 from ysync.rooms import codec
-
-
-def run(coro: Any, timeout: float = 60.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
 
 
 async def raw(server: YsyncProcess, room: str, **kwargs: Any) -> ClientConnection:
@@ -41,12 +34,6 @@ async def next_of(ws: ClientConnection, kind: type, timeout: float = 5.0) -> Any
             message = codec.decode(await ws.recv())
             if isinstance(message, kind):
                 return message
-
-
-async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def close_code(ws: ClientConnection, timeout: float = 10.0) -> tuple[int | None, str | None]:

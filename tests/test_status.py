@@ -12,18 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import authtokens as tk
+from aio import run
 from servers import YsyncProcess, free_port
 
 from ysync.clients import connect
 from ysync.server.status import duration, format_node, format_room, size
-
-
-def run(coro: Any, timeout: float = 60.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
 
 
 def api(server: YsyncProcess, path: str, token: str | None = None) -> tuple[int, Any, Any]:

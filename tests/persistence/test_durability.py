@@ -20,12 +20,13 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from aio import run
 from pycrdt import Doc, Map, MapEvent, Text
 from servers import YsyncProcess
 
@@ -40,14 +41,6 @@ FLUSH_WINDOW = 0.05
 # Sent (or seen accepted) longer ago than this before a kill: must be stored.
 MARGIN = FLUSH_WINDOW + 0.1
 CLEAN_EXIT = (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after a clean shutdown
-
-
-def run(coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
-    async def bounded() -> T:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
 
 
 def seeded(test: str) -> tuple[random.Random, int]:
