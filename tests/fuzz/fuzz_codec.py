@@ -10,7 +10,8 @@ fresh room that two well-behaved peers share. The invariants:
 
 - the only exception that escapes `Room.receive` is `codec.ProtocolError` (the
   transport turns it into close 4400; anything else would be a 1011 and a bug);
-- afterwards the room still relays a good peer's edit to the other good peer.
+- afterwards the room still relays a good peer's edit to the other good peer (unless
+  the hostile edits filled the document to its size limit: then that edit gets 4413).
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def feed(frames: list[bytes], *, max_document_bytes: int = 0) -> None:
     room.leave(hostile)
     before = len(watcher.frames)
     room.receive(writer, _good_edit(), now=0.0)
+    if writer.closed is not None and writer.closed[0] == 4413:
+        # The hostile peer's accepted edits filled the document to its size limit:
+        # refusing further growth is that limit working, not a stalled room.
+        room.close()
+        return
     relayed = [codec.decode(f) for f in watcher.frames[before:]]
     if not any(isinstance(m, codec.SyncUpdate) for m in relayed):
         raise AssertionError("the room stopped relaying edits after hostile input")
