@@ -83,7 +83,9 @@ def test_client_times_an_edit_from_another_client(server_url: str) -> None:
 
 
 def test_headless_locust_run_reports_delivery(server_url: str, tmp_path: Path) -> None:
-    pytest.importorskip("locust")
+    # Never import locust here: it monkey-patches gevent into this process, after
+    # which later tests' subprocesses hang. It runs in its own process below; the
+    # `test` extra installs it, so a missing locust fails this test.
     proc = subprocess.run(
         [
             *(sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "locustfile.py")),
