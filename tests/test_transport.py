@@ -15,12 +15,15 @@ from ysync.server.transport import WebSocketPeer, binary_frame, close_frame
 
 class RecordingTransport:
     def __init__(self) -> None:
-        self.written: list[bytes] = []
+        self.written: list[Any] = []
         self.buffered = 0
         self.aborted = False
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
+
+    def writelines(self, data: list[bytes]) -> None:
+        self.written.append(list(data))  # type: ignore[arg-type]
 
     def get_write_buffer_size(self) -> int:
         return self.buffered
@@ -68,24 +71,51 @@ def test_a_broadcast_payload_is_framed_once() -> None:
 
 
 def test_keep_alive_sends_a_no_op_only_after_silence() -> None:
-    transport = RecordingTransport()
-    peer = direct_peer(transport)
-    peer.send(b"\x00\x02\x00")
-    peer.keep_alive()  # something was sent since the last check: nothing to add
-    assert transport.written == [binary_frame(b"\x00\x02\x00")]
-    peer.keep_alive()  # silent since: a no-op the JS provider counts as a message
-    assert transport.written[-1] == binary_frame(codec.EMPTY_AWARENESS)
+    async def scenario() -> None:
+        transport = RecordingTransport()
+        peer = direct_peer(transport)
+        peer.send(b"\x00\x02\x00")
+        await asyncio.sleep(0)  # frames are written at the end of the loop turn
+        peer.keep_alive()  # something was sent since the last check: nothing to add
+        await asyncio.sleep(0)
+        assert transport.written == [binary_frame(b"\x00\x02\x00")]
+        peer.keep_alive()  # silent since: a no-op the JS provider counts as a message
+        await asyncio.sleep(0)
+        assert transport.written[-1] == binary_frame(codec.EMPTY_AWARENESS)
+
+    asyncio.run(scenario())
+
+
+def test_frames_of_one_turn_are_written_together_in_order() -> None:
+    async def scenario() -> None:
+        transport = RecordingTransport()
+        peer = direct_peer(transport)
+        for payload in (b"\x00\x02\x01", b"\x00\x02\x02", b"\x00\x02\x03"):
+            peer.send(payload)
+        assert transport.written == []  # nothing written mid-turn
+        await asyncio.sleep(0)
+        assert transport.written == [
+            [binary_frame(p) for p in (b"\x00\x02\x01", b"\x00\x02\x02", b"\x00\x02\x03")]
+        ]
+
+    asyncio.run(scenario())
 
 
 def test_a_full_buffer_cuts_the_peer_off_with_4508_behind_what_is_buffered() -> None:
     async def scenario() -> None:
         transport = RecordingTransport()
         peer = direct_peer(transport, max_bytes=1000)
+        peer.send(b"\x00\x02\x00")  # gathered, not yet written
         transport.buffered = 990
         peer.send(bytes(20))
         assert peer.closing
-        assert transport.written[-1] == close_frame(4508, "slow consumer: send buffer full")
+        # What was gathered goes out first, then the close frame.
+        assert transport.written == [
+            binary_frame(b"\x00\x02\x00"),
+            close_frame(4508, "slow consumer: send buffer full"),
+        ]
         peer.send(b"more")  # nothing after the close frame
-        assert len(transport.written) == 1
+        await asyncio.sleep(0)
+        assert len(transport.written) == 2
 
     asyncio.run(scenario())
