@@ -22,7 +22,7 @@ log = logging.getLogger("ysync.registry")
 
 
 def origin_label(origin: Origin) -> str:
-    """ "client", "bus" or "server"/"store": what hooks and metrics see."""
+    """What hooks see as an update's origin: client, bus, server or store."""
     return origin.value if isinstance(origin, Source) else "client"
 
 
