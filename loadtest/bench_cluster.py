@@ -30,12 +30,8 @@ import redis.asyncio as aioredis
 from pycrdt import Map, MapEvent
 
 from ysync.clients import Session, connect
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from ysync.loadtest.bench_persistence import percentile
+from ysync.loadtest.servers import free_port
 
 
 def wait_port(port: int, timeout: float = 20.0) -> None:
@@ -75,11 +71,6 @@ def ysync(port: int, redis_url: str, store: str, workers: int = 1) -> list[str]:
         sys.executable, "-m", "ysync", "serve", "--port", str(port), "--redis-url", redis_url,
         "--store", store, "--workers", str(workers), "--log-level", "warning",
     ]  # fmt: skip
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Arrivals:

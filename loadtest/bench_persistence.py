@@ -60,6 +60,7 @@ from pycrdt import Doc, Map, MapEvent, Text
 from ysync.clients import Session, connect
 from ysync.persistence.group_commit import GroupCommit
 from ysync.persistence.urls import OpenedStore, open_store
+from ysync.rooms import codec
 from ysync.rooms.room import Room
 
 FLUSH_WINDOW = 0.05  # the server's default
@@ -103,20 +104,7 @@ def long_history(rng: random.Random, count: int, authors: int = 10) -> list[byte
 
 def state_vector(doc: Doc) -> dict[int, int]:
     """The doc's state vector decoded (client -> clock): its encoding's order varies."""
-    data, pos = doc.get_state(), 0
-
-    def uint() -> int:
-        nonlocal pos
-        value = shift = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
-            shift += 7
-
-    return {uint(): uint() for _ in range(uint())}
+    return codec.decode_state_vector(doc.get_state())
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -31,7 +31,7 @@ def ensure_node_modules(directory: Path, *, timeout: float = 600) -> None:
     """
     npm = shutil.which("npm")
     if npm is None:
-        raise NodeError("npm is needed to install the benchmark's Node packages")
+        raise NodeError(f"npm is needed to install the Node packages in {directory}")
     lock = directory / "package-lock.json"
     marker = directory / "node_modules" / ".package-lock.json"
     manifest = directory / "package.json"

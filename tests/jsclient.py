@@ -18,10 +18,11 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+from ysync.loadtest import node as node_packages
 
 JS_DIR = Path(__file__).parent / "js"
 DEFAULT_TIMEOUT = 10.0
@@ -36,32 +37,16 @@ class JSClientError(RuntimeError):
 
 
 def ensure_node_modules(js_dir: Path = JS_DIR) -> None:
-    """Install the locked npm packages if ``node_modules`` is missing or stale.
-
-    npm rewrites ``node_modules/.package-lock.json`` on every install, so it is
-    the marker to compare with ``package-lock.json``.
-    """
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
+    """Install the locked npm packages if ``node_modules`` is missing or stale."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
         raise JSClientError(
             "Node.js and npm are needed for the JavaScript client tests: "
             "install Node >= 18 so that `node` and `npm` are on PATH"
         )
-    lock = js_dir / "package-lock.json"
-    marker = js_dir / "node_modules" / ".package-lock.json"
-    if marker.exists() and (not lock.exists() or marker.stat().st_mtime >= lock.stat().st_mtime):
-        return
-    args = ["ci"] if lock.exists() else ["install"]
-    proc = subprocess.run(
-        [npm, *args, "--no-audit", "--no-fund"],
-        cwd=js_dir,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        tail = proc.stderr[-_STDERR_TAIL:]
-        raise JSClientError(f"`npm {args[0]}` in {js_dir} failed ({proc.returncode}):\n{tail}")
+    try:
+        node_packages.ensure_node_modules(js_dir)
+    except node_packages.NodeError as exc:
+        raise JSClientError(str(exc)) from None
 
 
 class JSClient:

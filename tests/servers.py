@@ -8,6 +8,8 @@ with YsyncProcess(store="memory://") as server:
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import signal
@@ -15,10 +17,33 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 START_TIMEOUT = 20.0
+
+
+def readiness(server: YsyncProcess) -> tuple[int, list[str]]:
+    """GET /readyz: its status and the problems it lists."""
+    try:
+        with urllib.request.urlopen(server.http_url + "/readyz", timeout=2) as response:
+            return response.status, json.load(response)["problems"]
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.load(error)["problems"]
+
+
+async def wait_readiness(server: YsyncProcess, status: int, timeout: float = 5.0) -> list[str]:
+    """Poll /readyz until it answers `status`; return its problems."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, problems = await asyncio.to_thread(readiness, server)
+        if code == status:
+            return problems
+        if time.monotonic() > deadline:
+            raise AssertionError(f"/readyz still {code} {problems} after {timeout} s")
+        await asyncio.sleep(0.05)
 
 
 def free_port() -> int:

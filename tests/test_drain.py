@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,33 +24,13 @@ import pytest
 from aio import run
 from jsclient import JSClient
 from pycrdt import Map
-from servers import RedisProcess, YsyncProcess
+from servers import RedisProcess, YsyncProcess, readiness, wait_readiness
 
 from ysync.clients import connect
 from ysync.server import settings as settings_module
 from ysync.server.drain import CLOSE_SERVICE_RESTART, RESTART_REASON, Drain
 
 CLEAN_EXIT = (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after a clean shutdown
-
-
-def readiness(server: YsyncProcess) -> tuple[int, list[str]]:
-    try:
-        with urllib.request.urlopen(server.http_url + "/readyz", timeout=2) as response:
-            return response.status, json.load(response)["problems"]
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.load(error)["problems"]
-
-
-async def wait_readiness(server: YsyncProcess, status: int, timeout: float = 5.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        code, problems = await asyncio.to_thread(readiness, server)
-        if code == status:
-            return problems
-        if time.monotonic() > deadline:
-            raise AssertionError(f"/readyz still {code} {problems} after {timeout} s")
-        await asyncio.sleep(0.05)
 
 
 async def wait_exit(server: YsyncProcess, timeout: float) -> int:

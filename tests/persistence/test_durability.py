@@ -13,13 +13,10 @@ printed, and `YSYNC_TEST_SEED=<seed>` replays a run.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -28,12 +25,13 @@ from typing import Any, TypeVar
 import pytest
 from aio import run
 from pycrdt import Doc, Map, MapEvent, Text
-from servers import YsyncProcess
+from servers import YsyncProcess, readiness, wait_readiness
 
 from ysync.clients import Session, connect
 from ysync.clients.backoff import Backoff
 from ysync.clients.session import StatusEvent
 from ysync.persistence.urls import open_store
+from ysync.rooms import codec
 
 T = TypeVar("T")
 
@@ -65,20 +63,7 @@ async def until(predicate: Callable[[], bool], timeout: float, what: str) -> Non
 
 def state_vector(doc: Doc) -> dict[int, int]:
     """The doc's state vector decoded (client -> clock): its encoding's order varies."""
-    data, pos = doc.get_state(), 0
-
-    def uint() -> int:
-        nonlocal pos
-        value = shift = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
-            shift += 7
-
-    return {uint(): uint() for _ in range(uint())}
+    return codec.decode_state_vector(doc.get_state())
 
 
 def keys(doc: Doc) -> set[str]:
@@ -106,27 +91,6 @@ async def served_keys(server: YsyncProcess, rooms: Iterable[str]) -> dict[str, s
             await session.synced()
             found[room] = keys(session.doc)
     return found
-
-
-def readiness(server: YsyncProcess) -> tuple[int, list[str]]:
-    try:
-        with urllib.request.urlopen(server.http_url + "/readyz", timeout=2) as response:
-            return response.status, json.load(response)["problems"]
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.load(error)["problems"]
-
-
-async def wait_ready(server: YsyncProcess, status: int, timeout: float) -> list[str]:
-    """Poll /readyz until it answers `status`; return its problems."""
-    deadline = time.monotonic() + timeout
-    while True:
-        code, problems = await asyncio.to_thread(readiness, server)
-        if code == status:
-            return problems
-        if time.monotonic() > deadline:
-            raise AssertionError(f"/readyz still {code} {problems} after {timeout} s")
-        await asyncio.sleep(0.05)
 
 
 class Writer:
@@ -534,7 +498,7 @@ def test_a_postgres_outage_is_reported_and_every_update_is_stored_after_it(
                 streams = [asyncio.create_task(w.run(0.01, stop)) for w in writers]
                 await asyncio.sleep(0.5)
                 await asyncio.to_thread(stoppable_postgres.stop)
-                problems = await wait_ready(server, 503, timeout=10)
+                problems = await wait_readiness(server, 503, timeout=10)
                 assert any("store" in problem for problem in problems), problems
                 # Still serving from memory: the clients keep seeing each other's edits.
                 during = len(writers[0].sent)
@@ -546,7 +510,7 @@ def test_a_postgres_outage_is_reported_and_every_update_is_stored_after_it(
                 await asyncio.sleep(2)
                 assert (await asyncio.to_thread(readiness, server))[0] == 503
                 await asyncio.to_thread(stoppable_postgres.start)
-                await wait_ready(server, 200, timeout=15)
+                await wait_readiness(server, 200, timeout=15)
                 await asyncio.sleep(0.3)
                 stop.set()
                 await asyncio.gather(*streams)
@@ -606,7 +570,7 @@ def test_past_the_backlog_bound_edits_are_refused_with_4503_never_dropped(
                 await asyncio.sleep(0.5)  # reconnects meanwhile are refused too
                 assert all(e.code in (None, 4503) for e in closes), closes
                 await asyncio.to_thread(stoppable_postgres.start)
-                await wait_ready(server, 200, timeout=15)
+                await wait_readiness(server, 200, timeout=15)
                 # Refused, never dropped: the next accepted connection uploads them.
                 await until(lambda: set(witness.seen) >= written, 10, "the refused edits")
             return accepted, written
