@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
 from ysync.persistence.group_commit import GroupCommit
@@ -38,7 +37,7 @@ from ysync.server.limits import Limits
 from ysync.server.logs import configure as configure_logs
 from ysync.server.metrics import Metrics
 from ysync.server.settings import Settings
-from ysync.server.transport import KeepRawSend, WebSocketEndpoint
+from ysync.server.transport import WebSocketEndpoint
 
 log = logging.getLogger("ysync.server")
 
@@ -212,7 +211,6 @@ def create_app(
 
     prefix = settings.path_prefix
     app = Starlette(
-        middleware=[Middleware(KeepRawSend)],
         routes=http_api.routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_api.http_error},

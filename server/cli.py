@@ -21,6 +21,7 @@ from ysync.server.app import create_app
 from ysync.server.auth import JwtVerifier
 from ysync.server.logs import configure
 from ysync.server.settings import Settings
+from ysync.server.ws_protocol import YsyncWebSocketProtocol
 
 log = logging.getLogger("ysync.server")
 
@@ -82,6 +83,9 @@ def serve(settings: Settings) -> int:
         "ws_max_size": 2 * settings.max_message_bytes,
         # Compression is per recipient: it would multiply CPU by the room size.
         "ws_per_message_deflate": False,
+        # ysync's own protocol: frames go straight to the rooms, with no task,
+        # queue or parser stack per connection (see ysync.server.ws_protocol).
+        "ws": YsyncWebSocketProtocol,
         "log_config": None,
         "access_log": False,
         "lifespan": "on",

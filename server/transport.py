@@ -1,9 +1,13 @@
 """WebSocket transport: the thin I/O shell around a `Room`, as a plain ASGI app.
 
-Per connection: this coroutine reads frames and hands them to the room, and
-one sender task drains the peer's bounded queue. Broadcasts never apply
-backpressure: a client whose queue fills is cut off with 4508 (slow consumer)
-instead of slowing the room or growing memory without bound.
+Per connection, under ysync's own protocol (`ysync serve`): the ASGI coroutine
+admits the client and joins it to its room, then attaches callbacks and ends;
+frames reach the room from the protocol's `data_received`, and broadcasts are
+written straight to the connection. Under any other ASGI server: the coroutine
+reads frames for the connection's life, and a sender task drains the peer's
+bounded queue. Either way broadcasts never apply backpressure: a client that
+falls behind is cut off with 4508 (slow consumer) instead of slowing the room
+or growing memory without bound.
 
 Before a connection may see a byte of its room it passes, in order: the room
 name check, the per-address throttle, the Origin list, authentication (waiting
@@ -41,6 +45,7 @@ from ysync.server.limits import (
     Limits,
 )
 from ysync.server.metrics import Metrics, TransportStats, message_type
+from ysync.server.ws_frames import BINARY, frame_header
 
 log = logging.getLogger("ysync.transport")
 
@@ -70,38 +75,17 @@ def _close_reason(reason: str) -> str:
 
 
 def direct_transport(scope: dict[str, Any]) -> Any:
-    """The connection's transport, when frames may be written to it directly.
+    """The connection to write frames to directly, when the server offers one.
 
     A server-to-client WebSocket frame is unmasked, so the bytes of one
     broadcast are the same for every recipient: encoding them once and writing
-    them straight to each transport skips the ASGI send path and its per-frame
-    task wake-up, which was most of the broadcast cost. Only under uvicorn's
-    websockets protocols (found through the raw ASGI `send` kept in the scope
-    by `KeepRawSend`) and only without negotiated extensions (compression);
-    anything else uses the ASGI queue.
+    them straight to each connection skips the ASGI send path and its per-frame
+    task wake-up, which was most of the broadcast cost. ysync's own protocol
+    (`ysync.server.ws_protocol`, used by `ysync serve`) offers itself as the
+    `ysync.websocket` extension; under any other server, frames go through the
+    ASGI queue.
     """
-    send = scope.get("ysync.raw_send")
-    protocol = getattr(send, "__self__", None)
-    transport = getattr(protocol, "transport", None)
-    if not (hasattr(transport, "write") and hasattr(transport, "get_write_buffer_size")):
-        return None
-    connection = getattr(protocol, "conn", protocol)  # websockets-sansio keeps it in .conn
-    if getattr(connection, "extensions", None) != []:
-        return None
-    return transport
-
-
-class KeepRawSend:
-    """Outermost ASGI middleware: remembers the server's own `send` for WebSockets
-    (inner layers wrap it), so `direct_transport` can find the connection."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket":
-            scope["ysync.raw_send"] = send
-        await self.app(scope, receive, send)
+    return scope.get("extensions", {}).get("ysync.websocket")
 
 
 _last_payload = b""
@@ -117,24 +101,11 @@ def binary_frame(payload: bytes) -> bytes:
     global _last_payload, _last_frame
     if payload is _last_payload:
         return _last_frame
-    length = len(payload)
-    if length < 126:
-        header = bytes((0x82, length))
-    elif length < 65536:
-        header = bytes((0x82, 126)) + length.to_bytes(2, "big")
-    else:
-        header = bytes((0x82, 127)) + length.to_bytes(8, "big")
-    _last_payload, _last_frame = payload, header + payload
+    _last_payload, _last_frame = payload, frame_header(BINARY, len(payload)) + payload
     return _last_frame
 
 
 _NO_QUEUE: deque[bytes] = deque()
-
-
-def close_frame(code: int, reason: str) -> bytes:
-    """A WebSocket close frame (RFC 6455 5.5.1); `reason` is at most 123 bytes."""
-    payload = code.to_bytes(2, "big") + reason.encode("utf-8")
-    return bytes((0x88, len(payload))) + payload
 
 
 _dirty: list[WebSocketPeer] = []  # direct peers with frames gathered this turn
@@ -289,10 +260,11 @@ class WebSocketPeer:
             )
         self._closing = (code, _close_reason(reason))
         self.flush()
-        if self._transport is not None and not self._transport.is_closing():
-            # Behind whatever is buffered; an ASGI close would wait for the
-            # buffer to drain, which a client that stopped reading never does.
-            self._transport.write(close_frame(*self._closing))
+        if self._transport is not None:
+            # Behind whatever is buffered; the connection drops the client if it
+            # does not answer in time (one that stopped reading never does).
+            self._transport.send_close(*self._closing)
+            return
         self._queue.clear()
         self._queued_bytes = 0
         self._wake()
@@ -351,10 +323,13 @@ class WebSocketPeer:
                 transport.writelines(pending)
 
     def keep_alive(self) -> None:
-        """Send a no-op if nothing was sent since the last call (direct peers)."""
+        """Send a no-op if nothing was sent since the last call, and let the
+        connection ping the client (direct peers)."""
         if not self._sent_recently:
             self.send(codec.EMPTY_AWARENESS)
         self._sent_recently = False
+        if self._transport is not None:
+            self._transport.heartbeat()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -362,12 +337,84 @@ class WebSocketPeer:
             waiter.set_result(None)
 
     def _abort(self) -> None:
-        if self._transport is not None:
-            self._transport.abort()  # drops buffered frames; the receive loop sees it
-            return
         if self.task is not None and not self.task.done():
             self.aborted = True
             self.task.cancel()
+
+
+class _Connection:
+    """A joined client as its frames see it: checks each against the limits and
+    hands it to the room; `closed` undoes the join, once."""
+
+    __slots__ = ("endpoint", "expiry", "peer", "rate", "room")
+
+    def __init__(
+        self,
+        endpoint: WebSocketEndpoint,
+        room: Any,
+        peer: WebSocketPeer,
+        expiry: asyncio.TimerHandle | None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.room = room
+        self.peer = peer
+        self.expiry = expiry
+        limits = endpoint.limits
+        self.rate = (
+            ConnectionRate(limits, time.monotonic())
+            if limits.rate_messages or limits.rate_bytes
+            else None
+        )
+
+    def receive(self, frame: bytes | str) -> None:
+        peer, endpoint = self.peer, self.endpoint
+        if peer.closing:
+            return  # draining until the client acknowledges our close
+        if isinstance(frame, str):
+            peer.close(CLOSE_MALFORMED, "text frames are not part of the y-websocket protocol")
+            return
+        limits = endpoint.limits
+        if len(frame) > limits.max_message_bytes:
+            peer.close(CLOSE_TOO_LARGE, limits.message_refusal(len(frame)) or "too large")
+            return
+        if self.rate is not None:
+            exceeded = self.rate.exceeded(len(frame), time.monotonic())
+            if exceeded is not None:
+                peer.close(CLOSE_RATE_LIMITED, exceeded)
+                return
+        stats = endpoint.stats
+        kind = message_type(frame)
+        stats.received[kind] += 1
+        stats.received_bytes[kind] += len(frame)
+        started = time.perf_counter()
+        room = self.room
+        try:
+            room.receive(peer, frame)
+        except codec.ProtocolError as exc:
+            log.info(
+                "malformed message: %s",
+                exc.reason,
+                extra={"room": room.name, "conn": peer.connection_id},
+            )
+            peer.close(CLOSE_MALFORMED, f"malformed message: {exc.reason}")
+        except Exception:
+            log.exception(
+                "error handling a message",
+                extra={"room": room.name, "conn": peer.connection_id},
+            )
+            peer.close(CLOSE_INTERNAL_ERROR, "internal error")
+        metrics = endpoint.metrics
+        if metrics is not None:
+            metrics.handling.observe(time.perf_counter() - started)
+
+    def closed(self) -> None:
+        endpoint, peer = self.endpoint, self.peer
+        if self.expiry is not None:
+            self.expiry.cancel()
+        endpoint.connections -= 1
+        self.room.leave(peer)
+        endpoint.registry.release(self.room.name)
+        endpoint.direct_peers.discard(peer)
 
 
 class WebSocketEndpoint:
@@ -496,12 +543,11 @@ class WebSocketEndpoint:
         )
         peer.room = room_name
         peer.client = request.client
-        peer.task = asyncio.current_task()
         # A direct peer needs no task of its own: `keep_alive` covers its silences.
         sender = None if peer.direct else asyncio.create_task(peer.run_sender())
         if peer.direct:
             self.direct_peers.add(peer)
-        expiry = self._schedule_expiry(peer)
+        connection = _Connection(self, room, peer, self._schedule_expiry(peer))
         self.connections += 1
         audit.record(
             "connect",
@@ -511,31 +557,37 @@ class WebSocketEndpoint:
             role=identity.role.value,
             read_only=not identity.can_edit,
         )
+        native = scope.get("extensions", {}).get("ysync.websocket")
+        attached = False
         try:
             room.join(peer, read_only=not identity.can_edit)
             if self.closing_all is not None:
                 # Admitted while `close_all` ran (e.g. its room was loading).
                 peer.close(*self.closing_all)
-            await self._receive_loop(receive, room, peer)
+            if native is not None:
+                # ysync's own protocol hands each frame over as it arrives: no task,
+                # queue or coroutine stays behind for the connection's life.
+                native.attach(connection.receive, connection.closed)
+                attached = True
+                return
+            peer.task = asyncio.current_task()
+            await self._receive_loop(receive, connection)
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if not peer.aborted or current is None:
                 raise
             current.uncancel()  # we dropped a client that stopped reading
         finally:
-            if expiry is not None:
-                expiry.cancel()
-            self.connections -= 1
-            room.leave(peer)
-            self.registry.release(room_name)
-            self.direct_peers.discard(peer)
+            if not attached:
+                connection.closed()
             if sender is not None:
                 sender.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sender
 
     async def keep_alive(self) -> None:
-        """Forever: send a no-op to each direct peer that was sent nothing lately.
+        """Forever: send a no-op to each direct peer that was sent nothing lately,
+        and ping it.
 
         The JS provider reconnects after 30 s without a message (WebSocket
         pings do not count); checking every keepalive/2 bounds a silence to
@@ -545,15 +597,7 @@ class WebSocketEndpoint:
             for peer in list(self.direct_peers):
                 peer.keep_alive()
 
-    async def _receive_loop(self, receive: Any, room: Any, peer: WebSocketPeer) -> None:
-        stats, metrics = self.stats, self.metrics
-        limits = self.limits
-        max_message = limits.max_message_bytes
-        rate = (
-            ConnectionRate(limits, time.monotonic())
-            if limits.rate_messages or limits.rate_bytes
-            else None
-        )
+    async def _receive_loop(self, receive: Any, connection: _Connection) -> None:
         handled = 0
         while True:
             handled += 1
@@ -565,41 +609,8 @@ class WebSocketEndpoint:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
-            if peer.closing:
-                continue  # draining until the client acknowledges our close
             frame = message.get("bytes")
-            if frame is None:
-                peer.close(CLOSE_MALFORMED, "text frames are not part of the y-websocket protocol")
-                continue
-            if len(frame) > max_message:
-                peer.close(CLOSE_TOO_LARGE, limits.message_refusal(len(frame)) or "too large")
-                continue
-            if rate is not None:
-                exceeded = rate.exceeded(len(frame), time.monotonic())
-                if exceeded is not None:
-                    peer.close(CLOSE_RATE_LIMITED, exceeded)
-                    continue
-            kind = message_type(frame)
-            stats.received[kind] += 1
-            stats.received_bytes[kind] += len(frame)
-            started = time.perf_counter()
-            try:
-                room.receive(peer, frame)
-            except codec.ProtocolError as exc:
-                log.info(
-                    "malformed message: %s",
-                    exc.reason,
-                    extra={"room": room.name, "conn": peer.connection_id},
-                )
-                peer.close(CLOSE_MALFORMED, f"malformed message: {exc.reason}")
-            except Exception:
-                log.exception(
-                    "error handling a message",
-                    extra={"room": room.name, "conn": peer.connection_id},
-                )
-                peer.close(CLOSE_INTERNAL_ERROR, "internal error")
-            if metrics is not None:
-                metrics.handling.observe(time.perf_counter() - started)
+            connection.receive(frame if frame is not None else message.get("text", ""))
 
     def close_all(self, code: int, reason: str) -> int:
         """Close every connection, and every one admitted from now on, with `code`.

@@ -10,14 +10,17 @@ import pytest
 from ysync.rooms import codec
 from ysync.rooms.hooks import Identity
 from ysync.server.metrics import TransportStats
-from ysync.server.transport import WebSocketPeer, binary_frame, close_frame
+from ysync.server.transport import WebSocketPeer, binary_frame
 
 
 class RecordingTransport:
+    """Stands in for ysync's WebSocket protocol, the connection a direct peer writes to."""
+
     def __init__(self) -> None:
         self.written: list[Any] = []
         self.buffered = 0
         self.aborted = False
+        self.pings = 0
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
@@ -33,6 +36,12 @@ class RecordingTransport:
 
     def abort(self) -> None:
         self.aborted = True
+
+    def send_close(self, code: int, reason: str) -> None:
+        self.written.append(("close", code, reason))
+
+    def heartbeat(self) -> None:
+        self.pings += 1
 
 
 def direct_peer(transport: RecordingTransport, max_bytes: int = 1000) -> WebSocketPeer:
@@ -82,6 +91,7 @@ def test_keep_alive_sends_a_no_op_only_after_silence() -> None:
         peer.keep_alive()  # silent since: a no-op the JS provider counts as a message
         await asyncio.sleep(0)
         assert transport.written[-1] == binary_frame(codec.EMPTY_AWARENESS)
+        assert transport.pings == 2  # and the connection pings on every check
 
     asyncio.run(scenario())
 
@@ -112,7 +122,7 @@ def test_a_full_buffer_cuts_the_peer_off_with_4508_behind_what_is_buffered() -> 
         # What was gathered goes out first, then the close frame.
         assert transport.written == [
             binary_frame(b"\x00\x02\x00"),
-            close_frame(4508, "slow consumer: send buffer full"),
+            ("close", 4508, "slow consumer: send buffer full"),
         ]
         peer.send(b"more")  # nothing after the close frame
         await asyncio.sleep(0)

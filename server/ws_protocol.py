@@ -1,0 +1,468 @@
+"""ysync's own WebSocket protocol for uvicorn (`ysync serve` passes it as `ws=`).
+
+uvicorn's WebSocket protocols keep a task, a queue and a parser stack per
+connection, for its whole life: most of an idle connection's memory. This
+one speaks ASGI only for the handshake. An app that finds the
+`ysync.websocket` extension in the scope may then `attach` two callbacks and
+return: from there each message is handed to `on_message` straight from
+`data_received`, and `on_close` runs once when the connection is gone. No task,
+queue or scope outlives the handshake. An app that does not attach gets a
+plain ASGI WebSocket, so every route still works.
+
+Attached connections are written to through the protocol itself (`write`,
+`writelines`, `get_write_buffer_size`, `send_close`): it behaves as the
+connection's transport, and knows when a close handshake is under way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+
+from ysync.server import ws_frames
+from ysync.server.ws_frames import BINARY, CLOSE, PING, PONG, TEXT, FrameError, FrameReader
+
+log = logging.getLogger("ysync.server")
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+CLOSE_TIMEOUT = 15.0  # seconds a close handshake may take before the connection is dropped
+_MAX_REQUEST = 64 * 1024
+
+OnMessage = Callable[[bytes | str], None]
+
+
+def accept_key(key: bytes) -> bytes:
+    return base64.b64encode(hashlib.sha1(key + _GUID).digest())
+
+
+def _http_error(status: int, phrase: str, message: str, extra: bytes = b"") -> bytes:
+    body = orjson.dumps({"error": message})
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n".encode()
+        + extra
+        + b"\r\n"
+        + body
+    )
+
+
+def _parse_request(raw: bytes) -> tuple[str, list[tuple[bytes, bytes]]]:
+    """The target and headers (names lower-cased) of an HTTP/1.1 request head."""
+    lines = raw.split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or parts[0] != b"GET":
+        raise ValueError("a WebSocket handshake is a GET request")
+    headers = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(b":")
+        if not sep:
+            raise ValueError("malformed header line")
+        headers.append((name.strip().lower(), value.strip()))
+    return parts[1].decode("latin-1"), headers
+
+
+def _handshake_refusal(headers: dict[bytes, bytes]) -> bytes | None:
+    """The HTTP error answering a request that is not a valid WebSocket handshake."""
+    if b"websocket" not in headers.get(b"upgrade", b"").lower():
+        return _http_error(400, "Bad Request", "missing 'Upgrade: websocket'")
+    if headers.get(b"sec-websocket-version") != b"13":
+        return _http_error(
+            426,
+            "Upgrade Required",
+            "only WebSocket version 13 is supported",
+            b"sec-websocket-version: 13\r\n",
+        )
+    try:
+        valid = len(base64.b64decode(headers.get(b"sec-websocket-key", b""), validate=True)) == 16
+    except ValueError:
+        valid = False
+    if not valid:
+        return _http_error(400, "Bad Request", "missing or invalid Sec-WebSocket-Key")
+    return None
+
+
+class YsyncWebSocketProtocol(asyncio.Protocol):
+    """One WebSocket connection, handed over by uvicorn's HTTP protocol on upgrade."""
+
+    __slots__ = (
+        "_asgi",
+        "_close_timer",
+        "_on_close",
+        "_on_message",
+        "_ping_outstanding",
+        "_reader",
+        "_request",
+        "client",
+        "close_sent",
+        "config",
+        "disconnected",
+        "handshake_complete",
+        "server_state",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        config: Any,
+        server_state: Any,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if not config.loaded:
+            config.load()
+        self.config = config
+        self.server_state = server_state
+        self.transport: Any = None
+        self.client: tuple[str, int] | None = None
+        self.handshake_complete = False
+        self.close_sent = False
+        self.disconnected = False
+        self._reader = FrameReader(config.ws_max_size)
+        self._request = b""  # the HTTP request head, until it is complete
+        self._asgi: _AsgiSide | None = _AsgiSide(self, app_state)
+        self._on_message: OnMessage | None = None
+        self._on_close: Callable[[], None] | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._ping_outstanding = False
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        self.server_state.connections.add(self)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.client = (str(peer[0]), int(peer[1]))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.disconnected = True
+        self.server_state.connections.discard(self)
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        on_close, self._on_close, self._on_message = self._on_close, None, None
+        if on_close is not None:
+            on_close()
+        elif self._asgi is not None:
+            self._asgi.disconnected(1005 if self.handshake_complete else 1006)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.handshake_complete:
+            self._receive_handshake(data)
+            return
+        if self.disconnected:
+            return
+        try:
+            frames = self._reader.feed(data)
+        except FrameError as exc:
+            self._fail(exc.code, exc.reason)
+            return
+        for opcode, payload in frames:
+            if opcode in (BINARY, TEXT):
+                self._ping_outstanding = False
+                if self.close_sent:
+                    continue  # draining until the client answers our close
+                if opcode == TEXT:
+                    try:
+                        message: bytes | str = payload.decode("utf-8")
+                    except UnicodeDecodeError:
+                        self._fail(ws_frames.CLOSE_INVALID_DATA, "text frame is not valid UTF-8")
+                        return
+                else:
+                    message = payload
+                self._deliver(message)
+            elif opcode == PING:
+                if not self.close_sent:
+                    self.transport.write(ws_frames.frame_header(PONG, len(payload)) + payload)
+            elif opcode == PONG:
+                self._ping_outstanding = False
+            else:  # CLOSE
+                self._receive_close(payload)
+                return
+
+    def eof_received(self) -> bool | None:
+        return None  # let the transport close: a half-closed WebSocket is of no use
+
+    def pause_writing(self) -> None:
+        pass  # senders bound themselves by `get_write_buffer_size`
+
+    def resume_writing(self) -> None:
+        pass
+
+    # -- the transport-like side an attached app writes to --------------------------------
+
+    def attach(self, on_message: OnMessage, on_close: Callable[[], None]) -> None:
+        """From now on, hand every message to `on_message` as it arrives; `on_close`
+        runs once when the connection is gone. The ASGI side is dropped."""
+        asgi, self._asgi = self._asgi, None
+        if self.disconnected:
+            on_close()
+            return
+        self._on_message, self._on_close = on_message, on_close
+        if asgi is not None:
+            for message in asgi.unread_messages():  # frames that came before attach
+                if self._on_message is None:
+                    break
+                on_message(message)
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def writelines(self, data: Any) -> None:
+        self.transport.writelines(data)
+
+    def get_write_buffer_size(self) -> int:
+        return int(self.transport.get_write_buffer_size())
+
+    def is_closing(self) -> bool:
+        return self.close_sent or self.disconnected or bool(self.transport.is_closing())
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    def send_close(self, code: int, reason: str) -> None:
+        """Start the closing handshake (behind whatever is buffered); the connection
+        is dropped if the client has not answered within CLOSE_TIMEOUT."""
+        if self.close_sent or self.disconnected:
+            return
+        self.close_sent = True
+        payload = code.to_bytes(2, "big") + reason.encode("utf-8")[:123]
+        self.transport.write(ws_frames.frame_header(CLOSE, len(payload)) + payload)
+        loop = asyncio.get_running_loop()
+        self._close_timer = loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
+
+    def heartbeat(self) -> None:
+        """Called every few seconds: ping, and drop a connection that did not answer
+        the last ping with anything (a vanished client leaves no FIN behind)."""
+        if self.close_sent or self.disconnected:
+            return
+        if self._ping_outstanding:
+            log.info("client did not answer a ping: dropped", extra={"client": self.client})
+            self.transport.abort()
+            return
+        self._ping_outstanding = True
+        self.transport.write(ws_frames.frame_header(PING, 0))
+
+    def shutdown(self) -> None:
+        """uvicorn's shutdown: ysync's drain has normally closed everything already."""
+        if not self.handshake_complete:
+            self.transport.close()
+        elif not self.close_sent:
+            self.send_close(1012, "server restarting")
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _deliver(self, message: bytes | str) -> None:
+        if self._on_message is not None:
+            self._on_message(message)
+        elif self._asgi is not None:
+            self._asgi.message(message)
+
+    def _receive_close(self, payload: bytes) -> None:
+        try:
+            code, _reason = ws_frames.parse_close(payload)
+        except FrameError as exc:
+            self._fail(exc.code, exc.reason)
+            return
+        if not self.close_sent:
+            # Echo the client's code (RFC 6455 5.5.1), then hang up.
+            self.close_sent = True
+            echo = b"" if code == 1005 else payload[:2]
+            self.transport.write(ws_frames.frame_header(CLOSE, len(echo)) + echo)
+        if self._asgi is not None:
+            self._asgi.disconnected(code)
+        self.transport.close()
+
+    def _fail(self, code: int, reason: str) -> None:
+        log.info("WebSocket protocol error: %s", reason, extra={"client": self.client})
+        self.send_close(code, reason)
+        self.transport.close()
+
+    def _receive_handshake(self, data: bytes) -> None:
+        self._request += data
+        end = self._request.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._request) > _MAX_REQUEST:
+                self._refuse(
+                    _http_error(431, "Request Header Fields Too Large", "request too large")
+                )
+            return
+        head, rest = self._request[:end], self._request[end + 4 :]
+        self._request = b""
+        try:
+            target, headers = _parse_request(head)
+        except ValueError as exc:
+            self._refuse(_http_error(400, "Bad Request", str(exc)))
+            return
+        refusal = _handshake_refusal(dict(headers))
+        if refusal is not None:
+            self._refuse(refusal)
+            return
+        assert self._asgi is not None
+        self._asgi.start(target, headers)
+        if rest:  # frames sent before our answer: kept for after the handshake
+            self._asgi.early_bytes = rest
+
+    def _refuse(self, response: bytes) -> None:
+        self.handshake_complete = True
+        self.close_sent = True
+        self.transport.write(response)
+        self.transport.close()
+
+    def _accept(self, key: bytes, subprotocol: str | None, headers: list[Any]) -> None:
+        lines = [
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n",
+            b"sec-websocket-accept: " + accept_key(key) + b"\r\n",
+        ]
+        if subprotocol:
+            lines.append(b"sec-websocket-protocol: " + subprotocol.encode("latin-1") + b"\r\n")
+        for name, value in [*self.server_state.default_headers, *headers]:
+            lines.append(bytes(name) + b": " + bytes(value) + b"\r\n")
+        lines.append(b"\r\n")
+        self.handshake_complete = True
+        self.transport.write(b"".join(lines))
+
+
+class _AsgiSide:
+    """The ASGI half of a connection: the scope, the app's task and its receive
+    queue. Lives until the app attaches or the connection ends."""
+
+    def __init__(self, protocol: YsyncWebSocketProtocol, app_state: dict[str, Any]) -> None:
+        self.protocol = protocol
+        self.app_state = app_state
+        self.scope: dict[str, Any] = {}
+        self.key = b""
+        self.queue: deque[dict[str, Any]] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.early_bytes = b""
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, target: str, headers: list[tuple[bytes, bytes]]) -> None:
+        protocol = self.protocol
+        config = protocol.config
+        raw_path, _, query = target.partition("?")
+        header_map = dict(headers)
+        self.key = header_map[b"sec-websocket-key"]
+        subprotocols = [
+            p.strip()
+            for p in header_map.get(b"sec-websocket-protocol", b"").decode("latin-1").split(",")
+            if p.strip()
+        ]
+        server = protocol.transport.get_extra_info("sockname")
+        self.scope = {
+            "type": "websocket",
+            "asgi": {"version": config.asgi_version, "spec_version": "2.4"},
+            "http_version": "1.1",
+            "scheme": "wss" if protocol.transport.get_extra_info("sslcontext") else "ws",
+            "server": tuple(server[:2]) if isinstance(server, tuple) else None,
+            "client": protocol.client,
+            "root_path": config.root_path,
+            "path": config.root_path + unquote(raw_path),
+            "raw_path": config.root_path.encode("ascii") + raw_path.encode("latin-1"),
+            "query_string": query.encode("latin-1"),
+            "headers": headers,
+            "subprotocols": subprotocols,
+            "state": self.app_state.copy(),
+            "extensions": {"ysync.websocket": protocol},
+        }
+        self.queue.append({"type": "websocket.connect"})
+        tasks = protocol.server_state.tasks
+        self.task = task = asyncio.get_running_loop().create_task(self.run())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    # -- events from the protocol --------------------------------------------------------
+
+    def message(self, message: bytes | str) -> None:
+        key = "bytes" if isinstance(message, bytes) else "text"
+        self._put({"type": "websocket.receive", key: message})
+
+    def disconnected(self, code: int) -> None:
+        self._put({"type": "websocket.disconnect", "code": code})
+
+    def unread_messages(self) -> list[bytes | str]:
+        """Messages received but not yet read by the app (handed over on attach)."""
+        unread = [
+            m.get("bytes", m.get("text")) for m in self.queue if m["type"] == "websocket.receive"
+        ]
+        self.queue.clear()
+        return [m for m in unread if m is not None]
+
+    def _put(self, event: dict[str, Any]) -> None:
+        self.queue.append(event)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- the ASGI app ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        protocol = self.protocol
+        try:
+            await protocol.config.loaded_app(self.scope, self.receive, self.send)
+        except Exception:
+            log.exception("error in the WebSocket app")
+            if not protocol.handshake_complete:
+                protocol._refuse(_http_error(500, "Internal Server Error", "internal error"))
+            else:
+                protocol.send_close(1011, "internal error")
+            return
+        if protocol._on_message is not None or protocol.disconnected:
+            return  # attached: the connection lives on in its callbacks
+        if not protocol.handshake_complete:
+            log.error("WebSocket app returned without accepting or refusing")
+            protocol._refuse(_http_error(500, "Internal Server Error", "internal error"))
+        elif not protocol.close_sent:
+            protocol.send_close(1000, "")
+
+    async def receive(self) -> dict[str, Any]:
+        while not self.queue:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        return self.queue.popleft()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        protocol = self.protocol
+        kind = message["type"]
+        if protocol.disconnected:
+            raise OSError("client disconnected")
+        if not protocol.handshake_complete:
+            if kind == "websocket.accept":
+                protocol._accept(
+                    self.key, message.get("subprotocol"), list(message.get("headers", []))
+                )
+                if self.early_bytes:
+                    early, self.early_bytes = self.early_bytes, b""
+                    protocol.data_received(early)
+            elif kind == "websocket.close":
+                protocol._refuse(_http_error(403, "Forbidden", message.get("reason") or "refused"))
+                self.disconnected(1006)
+            else:
+                raise RuntimeError(f"expected websocket.accept or websocket.close, got {kind!r}")
+            return
+        if protocol.close_sent:
+            return
+        if kind == "websocket.send":
+            data = message.get("bytes")
+            if data is None:
+                payload = message.get("text", "").encode("utf-8")
+                protocol.write(ws_frames.frame_header(TEXT, len(payload)) + payload)
+            else:
+                protocol.write(ws_frames.frame_header(BINARY, len(data)) + data)
+        elif kind == "websocket.close":
+            protocol.send_close(message.get("code", 1000), message.get("reason") or "")
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r} on an open WebSocket")

@@ -1,0 +1,197 @@
+"""ysync's own WebSocket protocol (what `ysync serve` runs), over raw sockets.
+
+The JS provider and the Python clients exercise the happy path everywhere else;
+here are the handshake refusals, the RFC 6455 corners and the close handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+from pycrdt import Doc, Map
+
+from tests.aio import run
+from tests.servers import YsyncProcess
+from tests.test_ws_frames import client_frame
+from ysync.rooms import codec
+from ysync.server.ws_frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT
+from ysync.server.ws_protocol import accept_key
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[YsyncProcess]:
+    with YsyncProcess("--max-message-bytes", "4096") as process:
+        yield process
+
+
+def handshake(room: str = "room", **overrides: str) -> bytes:
+    headers = {
+        "Host": "127.0.0.1",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        "Sec-WebSocket-Version": "13",
+        **overrides,
+    }
+    lines = [f"GET /{room} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items() if v)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    first, second = await reader.readexactly(2)
+    assert not second & 0x80, "server frames are never masked"
+    length = second & 0x7F
+    if length == 126:
+        length = int.from_bytes(await reader.readexactly(2), "big")
+    elif length == 127:
+        length = int.from_bytes(await reader.readexactly(8), "big")
+    return first & 0x0F, await reader.readexactly(length)
+
+
+async def read_until(reader: asyncio.StreamReader, opcode: int) -> bytes:
+    async with asyncio.timeout(5):
+        while True:
+            got, payload = await read_frame(reader)
+            if got == opcode:
+                return payload
+
+
+async def open_ws(
+    server: YsyncProcess, room: str = "room"
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(handshake(room, **{"Sec-WebSocket-Key": key}))
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert b"sec-websocket-accept: " + accept_key(key.encode()) + b"\r\n" in head
+    return reader, writer
+
+
+async def http_refusal(server: YsyncProcess, request: bytes) -> tuple[int, dict[str, str]]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(request)
+    async with asyncio.timeout(5):
+        response = await reader.read()  # the server answers, then hangs up
+    writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_handshake_is_answered_with_the_rfc_6455_accept_key(server: YsyncProcess) -> None:
+    async def scenario() -> None:
+        reader, writer = await open_ws(server)
+        writer.write(client_frame(BINARY, codec.encode_sync_step1(b"\x00")))
+        async with asyncio.timeout(5):
+            while (await read_until(reader, BINARY))[:2] != b"\x00\x01":
+                pass  # the server's own SyncStep1 comes first; then its SyncStep2
+        writer.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "status", "words"),
+    [
+        ({"Sec-WebSocket-Version": "8"}, 426, "version 13"),
+        ({"Sec-WebSocket-Key": ""}, 400, "Sec-WebSocket-Key"),
+        ({"Sec-WebSocket-Key": "c2hvcnQ="}, 400, "Sec-WebSocket-Key"),
+    ],
+)
+def test_a_bad_handshake_gets_an_http_error_with_a_json_body(
+    server: YsyncProcess, overrides: dict[str, str], status: int, words: str
+) -> None:
+    code, body = run(http_refusal(server, handshake(**overrides)))
+    assert code == status and words in body["error"]
+
+
+def test_ping_is_answered_and_a_fragmented_message_is_joined(server: YsyncProcess) -> None:
+    async def scenario() -> None:
+        reader, writer = await open_ws(server, "fragments")
+        writer.write(client_frame(PING, b"hi"))
+        assert await read_until(reader, PONG) == b"hi"
+        doc = Doc()
+        doc["m"] = Map()
+        doc["m"]["k"] = "x" * 200
+        update = codec.encode_update(doc.get_update())
+        half = len(update) // 2
+        writer.write(client_frame(BINARY, update[:half], final=False))
+        writer.write(client_frame(PING, b"between"))
+        writer.write(client_frame(CONTINUATION, update[half:]))
+        assert await read_until(reader, PONG) == b"between"
+        writer.close()
+        # The joined update reached the room: a new client syncs it.
+        reader2, writer2 = await open_ws(server, "fragments")
+        writer2.write(client_frame(BINARY, codec.encode_sync_step1(b"\x00")))
+        async with asyncio.timeout(5):
+            while True:
+                payload = await read_until(reader2, BINARY)
+                if payload[:2] == b"\x00\x01" and len(payload) > 4:
+                    break
+        writer2.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (bytes((0x82, 0x01)) + b"x", 1002),  # unmasked
+        (client_frame(0x3, b"x"), 1002),  # unknown opcode
+        (client_frame(BINARY, b"x" * 9000), 1009),  # over the protocol's bound (2 x 4096)
+        (client_frame(BINARY, b"x" * 5000), 4413),  # over --max-message-bytes
+        (client_frame(TEXT, b"hello"), 4400),  # not y-websocket
+        (client_frame(TEXT, b"\xff\xfe"), 1007),  # not UTF-8
+    ],
+)
+def test_a_broken_frame_closes_only_that_connection_with_a_code(
+    server: YsyncProcess, frame: bytes, code: int
+) -> None:
+    async def scenario() -> None:
+        bystander_reader, bystander = await open_ws(server, "shared")
+        reader, writer = await open_ws(server, "shared")
+        writer.write(frame)
+        close = await read_until(reader, CLOSE)
+        assert int.from_bytes(close[:2], "big") == code
+        writer.write(client_frame(CLOSE, close[:2]))  # a client answers the close
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""  # and the server hung up
+        writer.close()
+        bystander.write(client_frame(PING, b"still here"))
+        assert await read_until(bystander_reader, PONG) == b"still here"
+        bystander.close()
+
+    run(scenario())
+
+
+def test_a_client_close_is_echoed_then_the_server_hangs_up(server: YsyncProcess) -> None:
+    async def scenario() -> None:
+        reader, writer = await open_ws(server)
+        writer.write(client_frame(CLOSE, (1000).to_bytes(2, "big") + b"bye"))
+        close = await read_until(reader, CLOSE)
+        assert int.from_bytes(close[:2], "big") == 1000
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""
+        writer.close()
+
+    run(scenario())
+
+
+def test_a_client_that_vanishes_mid_handshake_harms_nothing(server: YsyncProcess) -> None:
+    async def scenario() -> None:
+        for cut in (10, len(handshake()) - 2):
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(handshake()[:cut])
+            await writer.drain()
+            writer.close()
+        reader, writer = await open_ws(server)
+        writer.write(client_frame(PING, b"ok"))
+        assert await read_until(reader, PONG) == b"ok"
+        writer.close()
+
+    run(scenario())
