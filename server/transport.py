@@ -66,6 +66,7 @@ _AUDITED = {
 }
 
 _MAX_ROOM_NAME = 512
+_KEEPALIVE_SLICE = 100  # peers visited at once by the keep-alive sweep
 _ABORT_AFTER = 15.0  # seconds a closing connection may take before it is dropped
 
 
@@ -587,15 +588,21 @@ class WebSocketEndpoint:
 
     async def keep_alive(self) -> None:
         """Forever: send a no-op to each direct peer that was sent nothing lately,
-        and ping it.
+        and let its connection check that the client is still there.
 
         The JS provider reconnects after 30 s without a message (WebSocket
-        pings do not count); checking every keepalive/2 bounds a silence to
-        about `keepalive` seconds with no timer per connection."""
+        pings do not count); visiting every peer each keepalive/2 bounds a
+        silence to about `keepalive` seconds with no timer per connection. The
+        visit is spread over that time in slices of about 100 peers: thousands
+        of writes at once would stall every room for tens of milliseconds."""
+        interval = self.keepalive / 2
         while True:
-            await asyncio.sleep(self.keepalive / 2)
-            for peer in list(self.direct_peers):
-                peer.keep_alive()
+            peers = list(self.direct_peers)
+            slices = max(1, min(len(peers) // _KEEPALIVE_SLICE, int(interval * 10)))
+            for index in range(slices):
+                await asyncio.sleep(interval / slices)
+                for peer in peers[index::slices]:
+                    peer.keep_alive()
 
     async def _receive_loop(self, receive: Any, connection: _Connection) -> None:
         handled = 0

@@ -97,6 +97,7 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
     __slots__ = (
         "_asgi",
         "_close_timer",
+        "_heard",
         "_on_close",
         "_on_message",
         "_ping_outstanding",
@@ -133,6 +134,7 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
         self._on_message: OnMessage | None = None
         self._on_close: Callable[[], None] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+        self._heard = False  # anything received since the last heartbeat
         self._ping_outstanding = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------
@@ -167,9 +169,9 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
         except FrameError as exc:
             self._fail(exc.code, exc.reason)
             return
+        self._heard = True
         for opcode, payload in frames:
             if opcode in (BINARY, TEXT):
-                self._ping_outstanding = False
                 if self.close_sent:
                     continue  # draining until the client answers our close
                 if opcode == TEXT:
@@ -184,11 +186,10 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
             elif opcode == PING:
                 if not self.close_sent:
                     self.transport.write(ws_frames.frame_header(PONG, len(payload)) + payload)
-            elif opcode == PONG:
-                self._ping_outstanding = False
-            else:  # CLOSE
+            elif opcode == CLOSE:
                 self._receive_close(payload)
                 return
+            # PONG: being heard from is all a pong is for
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close: a half-closed WebSocket is of no use
@@ -242,9 +243,13 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
         self._close_timer = loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
 
     def heartbeat(self) -> None:
-        """Called every few seconds: ping, and drop a connection that did not answer
-        the last ping with anything (a vanished client leaves no FIN behind)."""
+        """Called every few seconds: ping a client that has been silent since the
+        last call, and drop one that did not answer that ping with anything (a
+        vanished client leaves no FIN behind). Busy clients are never pinged."""
         if self.close_sent or self.disconnected:
+            return
+        if self._heard:
+            self._heard = self._ping_outstanding = False
             return
         if self._ping_outstanding:
             log.info("client did not answer a ping: dropped", extra={"client": self.client})

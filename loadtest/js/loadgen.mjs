@@ -4,7 +4,9 @@
 //
 // Clients are writers (own a Y.Doc, edit it at a fixed rate, send each real Yjs update), probes
 // (apply every update to their own Y.Doc and time each edit they see) or drainers (read and drop
-// frames: they only answer the sync handshake). Each edit is a new key in the map "e" whose value
+// frames: they only answer the sync handshake and pings). Drainers are most of the clients, so
+// they skip the ws library: a plain TCP socket and a frame-boundary scanner that allocates
+// nothing per frame, which keeps the generator's own CPU and GC pauses out of the latencies. Each edit is a new key in the map "e" whose value
 // carries its send time (performance.now(), ms), so a probe reads the latency from the edit
 // itself. Only edits sent inside the measurement window count; a delivery counts if a probe sees
 // it before the drain deadline.
@@ -15,6 +17,8 @@
 // Protocols: "y-websocket" (room = URL path) and "hocuspocus" (every message starts with the
 // document name; the client authenticates with an empty token before syncing).
 
+import { randomBytes } from 'node:crypto'
+import net from 'node:net'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
@@ -203,7 +207,7 @@ class Client {
     const t = now()
     this.seq++
     const value = t.toFixed(3) + '|' + this.room.filler
-    this.doc.getMap('e').set(`${this.index}-${this.seq}`, value) // → 'update' → send
+    this.doc.getMap('e').set(String(this.index), value) // → 'update' → send
     sentTotal++
     if (t >= windowStart && t < windowEnd) {
       sentInWindow++
@@ -214,6 +218,164 @@ class Client {
   close() {
     this.closedByUs = true
     if (this.ws) this.ws.terminate()
+  }
+}
+
+// -- drainers: raw sockets ---------------------------------------------------------------------
+
+const ZERO_MASK = Buffer.alloc(4) // a zero mask leaves the payload as is; servers must accept it
+
+function clientFrame(opcode, payload) {
+  const n = payload.length
+  const header = n < 126 ? Buffer.from([0x80 | opcode, 0x80 | n]) : Buffer.alloc(4)
+  if (n >= 126) {
+    header[0] = 0x80 | opcode
+    header[1] = 0x80 | 126
+    header.writeUInt16BE(n, 2) // handshake messages are far below 64 KiB
+  }
+  return Buffer.concat([header, ZERO_MASK, payload])
+}
+
+class Drainer {
+  constructor(room, index) {
+    this.room = room
+    this.role = 'drain'
+    this.index = index
+    this.synced = false
+    this.closedByUs = false
+    this.framesIn = 0
+    this.bytesIn = 0
+    this.socket = null
+    this.head = null // the HTTP response, until its end arrives
+    this.pending = null // bytes of an incomplete frame header
+    this.skip = 0 // payload bytes of the current frame still to come
+    this.keep = null // the current frame's payload, when it must be read (control, handshake)
+    this.keepOpcode = 0
+  }
+
+  connect() {
+    return new Promise((resolve) => {
+      const started = now()
+      const url = new URL(cfg.url)
+      const path = HOCUS ? '/' : '/' + this.room.name
+      const socket = (this.socket = net.connect({ host: url.hostname, port: Number(url.port) }))
+      socket.setNoDelay(true)
+      let done = false
+      const finish = (ok, why) => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        if (!ok) noteError(`connect ${this.room.name}: ${why}`)
+        resolve(ok ? now() - started : null)
+      }
+      const timer = setTimeout(() => finish(false, 'timeout'), cfg.connect_timeout * 1000)
+      this.onSynced = () => finish(true)
+      this.head = Buffer.alloc(0)
+      socket.on('connect', () => {
+        const key = randomBytes(16).toString('base64')
+        socket.write(
+          `GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+            `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        )
+      })
+      socket.on('data', (chunk) => this.onData(chunk, finish))
+      socket.on('error', (err) => finish(false, err.message))
+      socket.on('close', () => {
+        finish(false, 'closed')
+        if (!this.closedByUs) {
+          unexpectedCloses++
+          closeCodes.tcp = (closeCodes.tcp ?? 0) + 1
+          this.room.live.delete(this)
+        }
+      })
+    })
+  }
+
+  send(opcode, payload) {
+    if (!this.socket.destroyed) this.socket.write(clientFrame(opcode, payload))
+  }
+
+  onData(chunk, finish) {
+    if (this.head !== null) {
+      const head = Buffer.concat([this.head, chunk])
+      const end = head.indexOf('\r\n\r\n')
+      if (end < 0) {
+        this.head = head
+        return
+      }
+      this.head = null
+      if (!head.subarray(0, 12).toString().startsWith('HTTP/1.1 101')) {
+        finish(false, head.subarray(0, head.indexOf('\r\n')).toString())
+        this.socket.destroy()
+        return
+      }
+      if (HOCUS) {
+        this.send(0x2, frame(this.room.name, MSG_AUTH, (enc) => {
+          encoding.writeVarUint(enc, 0)
+          encoding.writeVarString(enc, '')
+        }))
+      }
+      this.send(0x2, syncFrame(this.room.name, STEP1, new Uint8Array([0])))
+      chunk = head.subarray(end + 4)
+    }
+    this.bytesIn += chunk.length
+    if (this.pending) {
+      chunk = Buffer.concat([this.pending, chunk]) // a header split across reads (rare)
+      this.pending = null
+    }
+    let i = 0
+    const n = chunk.length
+    while (i < n) {
+      if (this.skip > 0) {
+        const take = Math.min(this.skip, n - i)
+        if (this.keep) this.keep.push(chunk.subarray(i, i + take))
+        this.skip -= take
+        i += take
+        if (this.skip === 0 && this.keep) this.onFrame(this.keepOpcode, Buffer.concat(this.keep))
+        continue
+      }
+      // A frame header: 2 bytes, then 0, 2 or 8 bytes of length (server frames are unmasked).
+      const len7 = n - i >= 2 ? chunk[i + 1] & 0x7f : 0
+      const size = len7 === 126 ? 4 : len7 === 127 ? 10 : 2
+      if (n - i < size) {
+        this.pending = Buffer.from(chunk.subarray(i))
+        return
+      }
+      const opcode = chunk[i] & 0x0f
+      const length =
+        len7 === 126 ? chunk.readUInt16BE(i + 2) : len7 === 127 ? Number(chunk.readBigUInt64BE(i + 2)) : len7
+      i += size
+      this.framesIn++
+      // Read the payload only when it matters: control frames, and until synced.
+      this.keep = opcode >= 0x8 || !this.synced ? [] : null
+      this.keepOpcode = opcode
+      this.skip = length
+      if (length === 0 && this.keep) this.onFrame(opcode, Buffer.alloc(0))
+    }
+  }
+
+  onFrame(opcode, payload) {
+    this.keep = null
+    if (opcode === 0x9) return this.send(0xa, payload) // ping → pong
+    if (opcode === 0x8) return this.socket.end()
+    if (opcode !== 0x2 || this.synced) return
+    const dec = decoding.createDecoder(payload)
+    if (HOCUS) decoding.readVarString(dec)
+    const type = decoding.readVarUint(dec)
+    if (type !== MSG_SYNC && type !== MSG_SYNC_REPLY) return
+    const subtype = decoding.readVarUint(dec)
+    if (subtype === STEP1) {
+      this.send(0x2, syncFrame(this.room.name, STEP2, EMPTY_UPDATE, HOCUS ? MSG_SYNC_REPLY : MSG_SYNC))
+    } else if (subtype === STEP2) {
+      this.synced = true
+      this.room.live.add(this)
+      this.onSynced()
+    }
+  }
+
+  close() {
+    this.closedByUs = true
+    if (this.socket) this.socket.destroy()
   }
 }
 
@@ -284,7 +446,7 @@ async function main() {
     for (let i = 0; i < cfg.clients_per_room; i++) {
       const role =
         i < cfg.writers_per_room ? 'writer' : i < cfg.writers_per_room + cfg.probes_per_room ? 'probe' : 'drain'
-      const c = new Client(room, role, i)
+      const c = role === 'drain' ? new Drainer(room, i) : new Client(room, role, i)
       room.clients.push(c)
       clients.push(c)
     }
