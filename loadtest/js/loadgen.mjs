@@ -3,12 +3,14 @@
 // Usage: node loadgen.mjs '<json config>'   (loadtest/bench.py builds the config and reads stdout)
 //
 // Clients are writers (own a Y.Doc, edit it at a fixed rate, send each real Yjs update), probes
-// (apply every update to their own Y.Doc and time each edit they see) or drainers (read and drop
-// frames: they only answer the sync handshake and pings). Drainers are most of the clients, so
-// they skip the ws library: a plain TCP socket and a frame-boundary scanner that allocates
-// nothing per frame, which keeps the generator's own CPU and GC pauses out of the latencies. Each edit is a new key in the map "e" whose value
-// carries its send time (performance.now(), ms), so a probe reads the latency from the edit
-// itself. Only edits sent inside the measurement window count; a delivery counts if a probe sees
+// (read every update and time each edit in it) or drainers (read and drop frames: they only
+// answer the sync handshake and pings). Probes and drainers are most of the clients, so they skip
+// the ws library and Yjs: a plain TCP socket and a frame-boundary scanner that allocates nothing
+// per dropped frame, which keeps the generator's own CPU and GC pauses out of what it measures.
+// Each edit sets the writer's own key in the map "e" to a string that carries its send time
+// (performance.now(), ms) after a marker, so a probe reads the latency from the edit's bytes
+// without a Y.Doc (the test suite, not the benchmark, checks that servers relay valid updates).
+// Only edits sent inside the measurement window count; a delivery counts if a probe sees
 // it before the drain deadline.
 //
 // stdout is one JSON object per line: {"event":"connected",...}, {"event":"measure_start"},
@@ -73,6 +75,12 @@ function frame(room, type, writeBody) {
   return encoding.toUint8Array(enc)
 }
 
+const authFrame = (room) =>
+  frame(room, MSG_AUTH, (enc) => {
+    encoding.writeVarUint(enc, 0) // token
+    encoding.writeVarString(enc, '')
+  })
+
 const syncFrame = (room, subtype, payload, type = MSG_SYNC) =>
   frame(room, type, (enc) => {
     encoding.writeVarUint(enc, subtype)
@@ -95,23 +103,21 @@ const noteError = (msg) => {
   if (errors.length < 10) errors.push(msg)
 }
 
-class Client {
-  constructor(room, role, index) {
+const SENT_MARK = '@sent:' // precedes an edit's send time in its value; ';' ends the time
+const SENT_MARK_BYTES = Buffer.from(SENT_MARK)
+
+// A writer: a real Yjs client on the ws library, whose edits are the load.
+class Writer {
+  constructor(room, index) {
     this.room = room
-    this.role = role // 'writer' | 'probe' | 'drain'
+    this.role = 'writer'
     this.index = index
-    this.doc = role === 'drain' ? null : new Y.Doc()
+    this.doc = new Y.Doc()
     this.synced = false
     this.closedByUs = false
     this.framesIn = 0
     this.bytesIn = 0
-    this.seq = 0
-    if (role === 'probe') {
-      this.doc.getMap('e').observe((event) => this.onEdits(event))
-    }
-    if (role === 'writer') {
-      this.doc.on('update', (update) => this.sendRaw(syncFrame(this.room.name, UPDATE, update)))
-    }
+    this.doc.on('update', (update) => this.sendRaw(syncFrame(this.room.name, UPDATE, update)))
   }
 
   connect() {
@@ -131,16 +137,8 @@ class Client {
       const timer = setTimeout(() => finish(false, 'timeout'), cfg.connect_timeout * 1000)
       this.onSynced = () => finish(true)
       ws.on('open', () => {
-        if (HOCUS) {
-          this.sendRaw(
-            frame(this.room.name, MSG_AUTH, (enc) => {
-              encoding.writeVarUint(enc, 0) // token
-              encoding.writeVarString(enc, '')
-            }),
-          )
-        }
-        const sv = this.doc ? Y.encodeStateVector(this.doc) : new Uint8Array([0])
-        this.sendRaw(syncFrame(this.room.name, STEP1, sv))
+        if (HOCUS) this.sendRaw(authFrame(this.room.name))
+        this.sendRaw(syncFrame(this.room.name, STEP1, Y.encodeStateVector(this.doc)))
       })
       ws.on('message', (data) => this.onMessage(data))
       ws.on('error', (err) => finish(false, err.message))
@@ -168,45 +166,20 @@ class Client {
     if (type !== MSG_SYNC && type !== MSG_SYNC_REPLY) return // awareness, auth, sync status
     const subtype = decoding.readVarUint(dec)
     if (subtype === STEP1) {
-      // Answer the server's SyncStep1 with what it lacks (drainers have nothing).
-      const sv = decoding.readVarUint8Array(dec)
-      const update = this.doc && this.role === 'writer' ? Y.encodeStateAsUpdate(this.doc, sv) : EMPTY_UPDATE
+      // Answer the server's SyncStep1 with what it lacks.
+      const update = Y.encodeStateAsUpdate(this.doc, decoding.readVarUint8Array(dec))
       this.sendRaw(syncFrame(this.room.name, STEP2, update, HOCUS ? MSG_SYNC_REPLY : MSG_SYNC))
-      return
-    }
-    if (this.role === 'probe') {
-      try {
-        Y.applyUpdate(this.doc, decoding.readVarUint8Array(dec))
-      } catch (err) {
-        noteError(`probe ${this.room.name}: bad update: ${err.message}`)
-      }
-    }
-    if (subtype === STEP2 && !this.synced) {
+    } else if (subtype === STEP2 && !this.synced) {
       this.synced = true
       this.room.live.add(this)
       this.onSynced()
     }
   }
 
-  onEdits(event) {
-    const t = now()
-    const map = event.target
-    for (const key of event.keysChanged) {
-      const value = map.get(key)
-      if (typeof value !== 'string') continue
-      const sent = parseFloat(value)
-      if (sent >= windowStart && sent < windowEnd) {
-        delivered++
-        latencies.push(t - sent)
-      }
-    }
-  }
-
   edit() {
     if (!this.synced || this.ws.readyState !== WebSocket.OPEN) return
     const t = now()
-    this.seq++
-    const value = t.toFixed(3) + '|' + this.room.filler
+    const value = SENT_MARK + t.toFixed(3) + ';' + this.room.filler
     this.doc.getMap('e').set(String(this.index), value) // → 'update' → send
     sentTotal++
     if (t >= windowStart && t < windowEnd) {
@@ -221,7 +194,23 @@ class Client {
   }
 }
 
-// -- drainers: raw sockets ---------------------------------------------------------------------
+// Every send time in an update's bytes (a server may merge several edits into one update).
+function timeEdits(payload) {
+  const t = now()
+  let at = payload.indexOf(SENT_MARK_BYTES)
+  while (at >= 0) {
+    const start = at + SENT_MARK_BYTES.length
+    const end = payload.indexOf(0x3b, start) // ';'
+    const sent = end > start ? Number(payload.toString('latin1', start, end)) : NaN
+    if (sent >= windowStart && sent < windowEnd) {
+      delivered++
+      latencies.push(t - sent)
+    }
+    at = payload.indexOf(SENT_MARK_BYTES, start)
+  }
+}
+
+// -- probes and drainers: raw sockets ---------------------------------------------------------------------
 
 const ZERO_MASK = Buffer.alloc(4) // a zero mask leaves the payload as is; servers must accept it
 
@@ -236,10 +225,11 @@ function clientFrame(opcode, payload) {
   return Buffer.concat([header, ZERO_MASK, payload])
 }
 
-class Drainer {
-  constructor(room, index) {
+// A reader: a probe (times every edit it receives) or a drainer (drops what it receives).
+class Reader {
+  constructor(room, role, index) {
     this.room = room
-    this.role = 'drain'
+    this.role = role // 'probe' | 'drain'
     this.index = index
     this.synced = false
     this.closedByUs = false
@@ -309,12 +299,7 @@ class Drainer {
         this.socket.destroy()
         return
       }
-      if (HOCUS) {
-        this.send(0x2, frame(this.room.name, MSG_AUTH, (enc) => {
-          encoding.writeVarUint(enc, 0)
-          encoding.writeVarString(enc, '')
-        }))
-      }
+      if (HOCUS) this.send(0x2, authFrame(this.room.name))
       this.send(0x2, syncFrame(this.room.name, STEP1, new Uint8Array([0])))
       chunk = head.subarray(end + 4)
     }
@@ -346,8 +331,8 @@ class Drainer {
         len7 === 126 ? chunk.readUInt16BE(i + 2) : len7 === 127 ? Number(chunk.readBigUInt64BE(i + 2)) : len7
       i += size
       this.framesIn++
-      // Read the payload only when it matters: control frames, and until synced.
-      this.keep = opcode >= 0x8 || !this.synced ? [] : null
+      // Read the payload only when it matters: control frames, until synced, and for probes.
+      this.keep = opcode >= 0x8 || !this.synced || this.role === 'probe' ? [] : null
       this.keepOpcode = opcode
       this.skip = length
       if (length === 0 && this.keep) this.onFrame(opcode, Buffer.alloc(0))
@@ -358,7 +343,8 @@ class Drainer {
     this.keep = null
     if (opcode === 0x9) return this.send(0xa, payload) // ping → pong
     if (opcode === 0x8) return this.socket.end()
-    if (opcode !== 0x2 || this.synced) return
+    if (opcode !== 0x2) return
+    if (this.synced) return timeEdits(payload)
     const dec = decoding.createDecoder(payload)
     if (HOCUS) decoding.readVarString(dec)
     const type = decoding.readVarUint(dec)
@@ -446,7 +432,7 @@ async function main() {
     for (let i = 0; i < cfg.clients_per_room; i++) {
       const role =
         i < cfg.writers_per_room ? 'writer' : i < cfg.writers_per_room + cfg.probes_per_room ? 'probe' : 'drain'
-      const c = role === 'drain' ? new Drainer(room, i) : new Client(room, role, i)
+      const c = role === 'writer' ? new Writer(room, i) : new Reader(room, role, i)
       room.clients.push(c)
       clients.push(c)
     }
