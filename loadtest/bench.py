@@ -57,7 +57,7 @@ SCENARIOS = ("many-rooms", "hot-room", "idle", "saturate")
 SATURATE_P99_MS = 100.0
 SATURATE_DELIVERY = 0.999
 # Offered edits/s per writer in saturate; the total is this times the number of rooms.
-SATURATE_RATES = (0.1, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8, 12, 16)
+SATURATE_RATES = (0.1, 0.5, 1, 2, 4, 6, 8, 12, 16, 20)
 GENERATOR_BOUND_PCT = 90.0  # generator CPU above this: the result measures the generator
 
 

@@ -23,7 +23,7 @@ def _result(load: Load, p99: float, delivered: int = 100) -> dict[str, Any]:
 
 
 def test_saturate_steps_up_until_p99_fails_then_refines(monkeypatch: pytest.MonkeyPatch) -> None:
-    limit = 2.5  # edits/s per writer this fake server sustains
+    limit = 3  # edits/s per writer this fake server sustains
     seen: list[float] = []
 
     async def fake_run_load(spec: Any, load: Load, opts: Options, tag: str) -> RunResult:
@@ -32,10 +32,10 @@ def test_saturate_steps_up_until_p99_fails_then_refines(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(bench, "run_load", fake_run_load)
     result = asyncio.run(bench.run_scenario("saturate", YSYNC, Options(), lambda line: None))
-    # 0.1 ... 2 pass, 3 fails, then one step halfway: 2.5 passes.
-    assert seen == [0.1, 0.25, 0.5, 1, 1.5, 2, 3, 2.5]
-    assert result.sustained_edits_per_s == 2500
-    assert result.main is not None and result.main.load.rate == 2.5
+    # 0.1 ... 2 pass, 4 fails, then one step halfway: 3 passes.
+    assert seen == [0.1, 0.5, 1, 2, 4, 3]
+    assert result.sustained_edits_per_s == 3000
+    assert result.main is not None and result.main.load.rate == 3
 
 
 def test_saturate_counts_lost_edits_as_failure(monkeypatch: pytest.MonkeyPatch) -> None:
