@@ -129,7 +129,7 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
         self.close_sent = False
         self.disconnected = False
         self._reader = FrameReader(config.ws_max_size)
-        self._request = b""  # the HTTP request head, until it is complete
+        self._request: bytes | None = b""  # the HTTP request head, until it is complete
         self._asgi: _AsgiSide | None = _AsgiSide(self, app_state)
         self._on_message: OnMessage | None = None
         self._on_close: Callable[[], None] | None = None
@@ -160,7 +160,10 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if not self.handshake_complete:
-            self._receive_handshake(data)
+            if self._request is not None:
+                self._receive_handshake(data)
+            elif self._asgi is not None:  # frames sent before our answer: kept for after it
+                self._asgi.early_bytes += data
             return
         if self.disconnected:
             return
@@ -294,16 +297,17 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
         self.transport.close()
 
     def _receive_handshake(self, data: bytes) -> None:
-        self._request += data
-        end = self._request.find(b"\r\n\r\n")
+        request = (self._request or b"") + data
+        end = request.find(b"\r\n\r\n")
         if end < 0:
-            if len(self._request) > _MAX_REQUEST:
+            self._request = request
+            if len(request) > _MAX_REQUEST:
                 self._refuse(
                     _http_error(431, "Request Header Fields Too Large", "request too large")
                 )
             return
-        head, rest = self._request[:end], self._request[end + 4 :]
-        self._request = b""
+        head, rest = request[:end], request[end + 4 :]
+        self._request = None
         try:
             target, headers = _parse_request(head)
         except ValueError as exc:
@@ -314,13 +318,14 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
             self._refuse(refusal)
             return
         assert self._asgi is not None
+        self._asgi.early_bytes = rest  # frames sent before our answer: kept for after it
         self._asgi.start(target, headers)
-        if rest:  # frames sent before our answer: kept for after the handshake
-            self._asgi.early_bytes = rest
 
     def _refuse(self, response: bytes) -> None:
+        """Answer with an HTTP error and hang up; nothing the client sends counts any more."""
         self.handshake_complete = True
         self.close_sent = True
+        self.disconnected = True
         self.transport.write(response)
         self.transport.close()
 

@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from pycrdt import Doc, Map
@@ -209,7 +210,7 @@ def test_a_client_that_vanishes_mid_handshake_harms_nothing(server: YsyncProcess
 class _Transport:
     def __init__(self) -> None:
         self.written: list[bytes] = []
-        self.aborted = False
+        self.aborted = self.closed = False
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
@@ -219,6 +220,9 @@ class _Transport:
 
     def abort(self) -> None:
         self.aborted = True
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def test_heartbeat_pings_only_silent_clients_and_drops_those_that_stay_silent() -> None:
@@ -238,3 +242,41 @@ def test_heartbeat_pings_only_silent_clients_and_drops_those_that_stay_silent() 
     protocol.heartbeat()  # silent again: pinged
     protocol.heartbeat()  # and no answer at all: dropped
     assert len(transport.written) == 2 and transport.aborted
+
+
+def test_frames_sent_before_the_app_accepts_are_kept_for_after_it() -> None:
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        received: list[dict[str, object]] = []
+
+        async def app(scope: dict[str, object], receive: Any, send: Any) -> None:
+            assert (await receive())["type"] == "websocket.connect"
+            await gate.wait()  # e.g. authentication taking its time
+            await send({"type": "websocket.accept"})
+            received.append(await receive())
+            received.append(await receive())
+
+        config = SimpleNamespace(
+            loaded=True, ws_max_size=1024, asgi_version="3.0", root_path="", loaded_app=app
+        )
+        state = SimpleNamespace(connections=set(), tasks=set(), default_headers=[])
+        protocol = YsyncWebSocketProtocol(config, state, {})
+        transport = _Transport()
+        protocol.connection_made(transport)
+        protocol.data_received(handshake("early"))
+        await asyncio.sleep(0)
+        update = codec.encode_sync_step1(b"\x00")
+        frames = client_frame(BINARY, update) + client_frame(PING, b"p")
+        protocol.data_received(frames[:3])  # a frame split across reads, before the accept
+        protocol.data_received(frames[3:])
+        assert transport.written == []  # nothing answered before the app accepts
+        gate.set()
+        await asyncio.sleep(0.01)
+        assert transport.written[0].startswith(b"HTTP/1.1 101 ")
+        assert transport.written[1:] == [b"\x8a\x01p"]  # the early ping's pong, after the 101
+        assert received[0] == {"type": "websocket.receive", "bytes": update}
+        protocol.connection_lost(None)
+        await asyncio.sleep(0)
+        assert received[1]["type"] == "websocket.disconnect"
+
+    run(scenario())
