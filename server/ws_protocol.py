@@ -355,7 +355,6 @@ class _AsgiSide:
         self.queue: deque[dict[str, Any]] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.early_bytes = b""
-        self.task: asyncio.Task[None] | None = None
 
     def start(self, target: str, headers: list[tuple[bytes, bytes]]) -> None:
         protocol = self.protocol
@@ -387,7 +386,7 @@ class _AsgiSide:
         }
         self.queue.append({"type": "websocket.connect"})
         tasks = protocol.server_state.tasks
-        self.task = task = asyncio.get_running_loop().create_task(self.run())
+        task = asyncio.get_running_loop().create_task(self.run())
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
