@@ -211,9 +211,15 @@ def die_with_parent() -> None:
 _PR_SET_PDEATHSIG = 1
 
 
+# The CPUs this process may use, read before the benchmark pins itself to the generator's CPU:
+# checking against its own affinity afterwards would leave the server unpinned, inheriting that
+# one CPU (which put server and generator on the same core in every run before this was fixed).
+_MACHINE_CPUS = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
 def pinned(command: list[str], cpu: int | None) -> list[str]:
     """Prefix `taskset -c CPU` when pinning is possible (Linux, taskset, that CPU present)."""
-    if cpu is None or shutil.which("taskset") is None or cpu not in os.sched_getaffinity(0):
+    if cpu is None or shutil.which("taskset") is None or cpu not in (_MACHINE_CPUS or ()):
         return command
     return ["taskset", "-c", str(cpu), *command]
 

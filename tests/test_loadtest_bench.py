@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -70,3 +74,21 @@ def test_scenario_sizes_follow_the_issue() -> None:
     assert (idle.rooms, idle.clients_per_room, idle.writers_per_room) == (5000, 1, 0)
     quick = bench.scenario_load("many-rooms", Options(scale=0.02, quick=True))
     assert quick.rooms == 20 and quick.duration == 2.0
+
+
+def test_the_server_is_pinned_to_its_cpu_after_the_benchmark_pins_itself_elsewhere() -> None:
+    # The benchmark moves itself onto the generator's CPU before starting servers; the
+    # server's CPU must still be pinned (it used to inherit the generator's CPU instead).
+    script = (
+        "import os, json; from ysync.loadtest.servers import pinned; "
+        "cpus = sorted(os.sched_getaffinity(0)); os.sched_setaffinity(0, {cpus[-1]}); "
+        "print(json.dumps([cpus, pinned(['server'], cpus[0])]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    cpus, command = json.loads(out)
+    if shutil.which("taskset") is None:
+        assert command == ["server"]
+    else:
+        assert command == ["taskset", "-c", str(cpus[0]), "server"]

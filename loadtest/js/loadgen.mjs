@@ -239,8 +239,9 @@ class Reader {
     this.head = null // the HTTP response, until its end arrives
     this.pending = null // bytes of an incomplete frame header
     this.skip = 0 // payload bytes of the current frame still to come
-    this.keep = null // the current frame's payload, when it must be read (control, handshake)
+    this.keep = null // the current frame's payload, when it must be read (see onData)
     this.keepOpcode = 0
+    this.closeCode = 'tcp' // the server's close code, once it sends one
   }
 
   connect() {
@@ -274,7 +275,7 @@ class Reader {
         finish(false, 'closed')
         if (!this.closedByUs) {
           unexpectedCloses++
-          closeCodes.tcp = (closeCodes.tcp ?? 0) + 1
+          closeCodes[this.closeCode] = (closeCodes[this.closeCode] ?? 0) + 1
           this.room.live.delete(this)
         }
       })
@@ -342,7 +343,10 @@ class Reader {
   onFrame(opcode, payload) {
     this.keep = null
     if (opcode === 0x9) return this.send(0xa, payload) // ping → pong
-    if (opcode === 0x8) return this.socket.end()
+    if (opcode === 0x8) {
+      if (payload.length >= 2) this.closeCode = payload.readUInt16BE(0)
+      return this.socket.end()
+    }
     if (opcode !== 0x2) return
     if (this.synced) return timeEdits(payload)
     const dec = decoding.createDecoder(payload)
