@@ -11,16 +11,19 @@ from typing import Any
 import aio
 import pytest
 import uvicorn
+import websockets
 from pycrdt import Doc, Text
 from servers import free_port
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from ysync.clients import connect
 from ysync.rooms.hooks import ConnectionRequest, Hooks, Identity, Refused
 from ysync.server import create_app
 from ysync.server.settings import Settings
+from ysync.server.ws_protocol import YsyncWebSocketProtocol
 
 
 class RecordingHooks(Hooks):
@@ -52,21 +55,32 @@ class RecordingHooks(Hooks):
         self.stored[room] = str(doc.get("t", type=Text))
 
 
-@pytest.fixture
-def host_app() -> Iterator[tuple[str, RecordingHooks]]:
+async def echo(websocket: WebSocket) -> None:
+    """A host app's own WebSocket route, next to ysync's."""
+    await websocket.accept()
+    async for text in websocket.iter_text():
+        await websocket.send_text(text.upper())
+
+
+# uvicorn's own WebSocket protocol, and ysync's (what `ysync serve` runs).
+@pytest.fixture(params=["auto", YsyncWebSocketProtocol], ids=["uvicorn-ws", "ysync-ws"])
+def host_app(request: pytest.FixtureRequest) -> Iterator[tuple[str, RecordingHooks]]:
     """A host app with ysync mounted at /collab, served by uvicorn in a thread."""
     hooks = RecordingHooks()
     collab = create_app(Settings(store="memory://", unload_grace=0.0), hooks)
     app = Starlette(
         routes=[
             Route("/", lambda request: PlainTextResponse("host")),
+            WebSocketRoute("/echo", echo),
             Mount("/collab", app=collab),
         ],
         lifespan=collab.router.lifespan_context,
     )
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, port=port, log_config=None, ws_per_message_deflate=False)
+        uvicorn.Config(
+            app, port=port, log_config=None, ws_per_message_deflate=False, ws=request.param
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -153,5 +167,18 @@ def test_read_only_connection_is_told_and_its_edits_go_nowhere(
         async with connect(url, "ro", params={"token": "writer"}) as late:
             await late.synced()
             assert "vandalism" not in str(late.doc.get("t", type=Text))
+
+    run(scenario())
+
+
+def test_the_host_apps_own_websocket_routes_still_work(
+    host_app: tuple[str, RecordingHooks],
+) -> None:
+    url, _ = host_app
+
+    async def scenario() -> None:
+        async with websockets.connect(url.removesuffix("/collab") + "/echo") as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "HELLO"
 
     run(scenario())
