@@ -103,6 +103,53 @@ const noteError = (msg) => {
   if (errors.length < 10) errors.push(msg)
 }
 
+// -- shared by writers and readers ---------------------------------------------------------
+
+// Opens `client` with `open(fail)`; resolves with the ms until `markSynced(client)`, or null
+// when it fails or connect_timeout passes first.
+function connectClient(client, open) {
+  return new Promise((resolve) => {
+    const started = now()
+    let done = false
+    const finish = (ok, why) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      if (!ok) noteError(`connect ${client.room.name}: ${why}`)
+      resolve(ok ? now() - started : null)
+    }
+    const timer = setTimeout(() => finish(false, 'timeout'), cfg.connect_timeout * 1000)
+    client.onSynced = () => finish(true)
+    open((why) => finish(false, why))
+  })
+}
+
+function markSynced(client) {
+  client.synced = true
+  client.room.live.add(client)
+  client.onSynced()
+}
+
+// The connection is gone: counted unless we closed it.
+function noteClosed(client, code) {
+  if (client.closedByUs) return
+  unexpectedCloses++
+  closeCodes[code] = (closeCodes[code] ?? 0) + 1
+  client.room.live.delete(client)
+}
+
+// A sync message's subtype and a decoder at its payload; null for any other message
+// (awareness, auth, sync status).
+function readSync(data) {
+  const dec = decoding.createDecoder(data)
+  if (HOCUS) decoding.readVarString(dec)
+  const type = decoding.readVarUint(dec)
+  if (type !== MSG_SYNC && type !== MSG_SYNC_REPLY) return null
+  return { subtype: decoding.readVarUint(dec), dec }
+}
+
+const STEP2_TYPE = HOCUS ? MSG_SYNC_REPLY : MSG_SYNC // what our SyncStep2 answers are sent as
+
 const SENT_MARK = '@sent:' // precedes an edit's send time in its value; ';' ends the time
 const SENT_MARK_BYTES = Buffer.from(SENT_MARK)
 
@@ -121,34 +168,19 @@ class Writer {
   }
 
   connect() {
-    return new Promise((resolve) => {
-      const started = now()
+    return connectClient(this, (fail) => {
       const path = HOCUS ? '' : '/' + this.room.name
       const ws = (this.ws = new WebSocket(cfg.url + path, { perMessageDeflate: false }))
       ws.binaryType = 'nodebuffer'
-      let done = false
-      const finish = (ok, why) => {
-        if (done) return
-        done = true
-        clearTimeout(timer)
-        if (!ok) noteError(`connect ${this.room.name}: ${why}`)
-        resolve(ok ? now() - started : null)
-      }
-      const timer = setTimeout(() => finish(false, 'timeout'), cfg.connect_timeout * 1000)
-      this.onSynced = () => finish(true)
       ws.on('open', () => {
         if (HOCUS) this.sendRaw(authFrame(this.room.name))
         this.sendRaw(syncFrame(this.room.name, STEP1, Y.encodeStateVector(this.doc)))
       })
       ws.on('message', (data) => this.onMessage(data))
-      ws.on('error', (err) => finish(false, err.message))
+      ws.on('error', (err) => fail(err.message))
       ws.on('close', (code) => {
-        finish(false, `closed ${code}`)
-        if (!this.closedByUs) {
-          unexpectedCloses++
-          closeCodes[code] = (closeCodes[code] ?? 0) + 1
-          this.room.live.delete(this)
-        }
+        fail(`closed ${code}`)
+        noteClosed(this, code)
       })
     })
   }
@@ -160,19 +192,14 @@ class Writer {
   onMessage(data) {
     this.framesIn++
     this.bytesIn += data.length
-    const dec = decoding.createDecoder(data)
-    if (HOCUS) decoding.readVarString(dec)
-    const type = decoding.readVarUint(dec)
-    if (type !== MSG_SYNC && type !== MSG_SYNC_REPLY) return // awareness, auth, sync status
-    const subtype = decoding.readVarUint(dec)
-    if (subtype === STEP1) {
+    const sync = readSync(data)
+    if (sync === null) return
+    if (sync.subtype === STEP1) {
       // Answer the server's SyncStep1 with what it lacks.
-      const update = Y.encodeStateAsUpdate(this.doc, decoding.readVarUint8Array(dec))
-      this.sendRaw(syncFrame(this.room.name, STEP2, update, HOCUS ? MSG_SYNC_REPLY : MSG_SYNC))
-    } else if (subtype === STEP2 && !this.synced) {
-      this.synced = true
-      this.room.live.add(this)
-      this.onSynced()
+      const update = Y.encodeStateAsUpdate(this.doc, decoding.readVarUint8Array(sync.dec))
+      this.sendRaw(syncFrame(this.room.name, STEP2, update, STEP2_TYPE))
+    } else if (sync.subtype === STEP2 && !this.synced) {
+      markSynced(this)
     }
   }
 
@@ -236,6 +263,7 @@ class Reader {
     this.framesIn = 0
     this.bytesIn = 0
     this.socket = null
+    this.fail = null // ends connect() unsuccessfully
     this.head = null // the HTTP response, until its end arrives
     this.pending = null // bytes of an incomplete frame header
     this.skip = 0 // payload bytes of the current frame still to come
@@ -245,22 +273,12 @@ class Reader {
   }
 
   connect() {
-    return new Promise((resolve) => {
-      const started = now()
+    return connectClient(this, (fail) => {
+      this.fail = fail
       const url = new URL(cfg.url)
       const path = HOCUS ? '/' : '/' + this.room.name
       const socket = (this.socket = net.connect({ host: url.hostname, port: Number(url.port) }))
       socket.setNoDelay(true)
-      let done = false
-      const finish = (ok, why) => {
-        if (done) return
-        done = true
-        clearTimeout(timer)
-        if (!ok) noteError(`connect ${this.room.name}: ${why}`)
-        resolve(ok ? now() - started : null)
-      }
-      const timer = setTimeout(() => finish(false, 'timeout'), cfg.connect_timeout * 1000)
-      this.onSynced = () => finish(true)
       this.head = Buffer.alloc(0)
       socket.on('connect', () => {
         const key = randomBytes(16).toString('base64')
@@ -269,15 +287,11 @@ class Reader {
             `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
         )
       })
-      socket.on('data', (chunk) => this.onData(chunk, finish))
-      socket.on('error', (err) => finish(false, err.message))
+      socket.on('data', (chunk) => this.onData(chunk))
+      socket.on('error', (err) => fail(err.message))
       socket.on('close', () => {
-        finish(false, 'closed')
-        if (!this.closedByUs) {
-          unexpectedCloses++
-          closeCodes[this.closeCode] = (closeCodes[this.closeCode] ?? 0) + 1
-          this.room.live.delete(this)
-        }
+        fail('closed')
+        noteClosed(this, this.closeCode)
       })
     })
   }
@@ -286,7 +300,7 @@ class Reader {
     if (!this.socket.destroyed) this.socket.write(clientFrame(opcode, payload))
   }
 
-  onData(chunk, finish) {
+  onData(chunk) {
     if (this.head !== null) {
       const head = Buffer.concat([this.head, chunk])
       const end = head.indexOf('\r\n\r\n')
@@ -296,7 +310,7 @@ class Reader {
       }
       this.head = null
       if (!head.subarray(0, 12).toString().startsWith('HTTP/1.1 101')) {
-        finish(false, head.subarray(0, head.indexOf('\r\n')).toString())
+        this.fail(head.subarray(0, head.indexOf('\r\n')).toString())
         this.socket.destroy()
         return
       }
@@ -349,17 +363,11 @@ class Reader {
     }
     if (opcode !== 0x2) return
     if (this.synced) return timeEdits(payload)
-    const dec = decoding.createDecoder(payload)
-    if (HOCUS) decoding.readVarString(dec)
-    const type = decoding.readVarUint(dec)
-    if (type !== MSG_SYNC && type !== MSG_SYNC_REPLY) return
-    const subtype = decoding.readVarUint(dec)
-    if (subtype === STEP1) {
-      this.send(0x2, syncFrame(this.room.name, STEP2, EMPTY_UPDATE, HOCUS ? MSG_SYNC_REPLY : MSG_SYNC))
-    } else if (subtype === STEP2) {
-      this.synced = true
-      this.room.live.add(this)
-      this.onSynced()
+    const sync = readSync(payload)
+    if (sync?.subtype === STEP1) {
+      this.send(0x2, syncFrame(this.room.name, STEP2, EMPTY_UPDATE, STEP2_TYPE)) // nothing to add
+    } else if (sync?.subtype === STEP2) {
+      markSynced(this)
     }
   }
 
