@@ -31,7 +31,7 @@ from pycrdt import Map, MapEvent
 
 from ysync.clients import Session, connect
 from ysync.loadtest.bench_persistence import percentile
-from ysync.loadtest.servers import free_port
+from ysync.loadtest.servers import free_port, terminate
 
 
 def wait_port(port: int, timeout: float = 20.0) -> None:
@@ -51,12 +51,7 @@ def process(args: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
         time.sleep(0.3)  # let every worker process start accepting
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
 
 def redis_server(port: int) -> list[str]:

@@ -58,6 +58,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pycrdt import Doc, Map, MapEvent, Text
 
 from ysync.clients import Session, connect
+from ysync.loadtest.servers import terminate
 from ysync.persistence.group_commit import GroupCommit
 from ysync.persistence.urls import OpenedStore, open_store
 from ysync.rooms import codec
@@ -345,12 +346,7 @@ def ysync_server(store: str, log_path: Path) -> Iterator[str]:
                 time.sleep(0.05)
             yield f"ws://127.0.0.1:{port}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc)
 
 
 def _tail(path: Path) -> str:

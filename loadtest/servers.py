@@ -280,6 +280,17 @@ async def start_server(
         await stop_process(process)
 
 
+def terminate(proc: subprocess.Popen[bytes], grace: float = 15) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL after `grace` seconds (the sync twin of
+    `stop_process`)."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 async def stop_process(process: asyncio.subprocess.Process, grace: float = 10) -> None:
     if process.returncode is None:
         with contextlib.suppress(ProcessLookupError):
