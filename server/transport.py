@@ -532,6 +532,7 @@ class WebSocketEndpoint:
         room.max_document_bytes = limits.max_document_bytes
         room.on_edit_refused = self._edit_refused
         self._next_id += 1
+        native = direct_transport(scope)
         peer = WebSocketPeer(
             send,
             connection_id=self._next_id,
@@ -540,7 +541,7 @@ class WebSocketEndpoint:
             max_bytes=self.send_queue_bytes,
             keepalive=self.keepalive,
             stats=self.stats,
-            transport=direct_transport(scope),
+            transport=native,
         )
         peer.room = room_name
         peer.client = request.client
@@ -558,7 +559,6 @@ class WebSocketEndpoint:
             role=identity.role.value,
             read_only=not identity.can_edit,
         )
-        native = scope.get("extensions", {}).get("ysync.websocket")
         attached = False
         try:
             room.join(peer, read_only=not identity.can_edit)
