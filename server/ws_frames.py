@@ -47,7 +47,8 @@ def parse_close(payload: bytes) -> tuple[int, str]:
     if len(payload) == 1:
         raise FrameError(CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte payload")
     code = int.from_bytes(payload[:2], "big")
-    if not ((1000 <= code <= 1011 and code not in (1004, 1005, 1006)) or 3000 <= code <= 4999):
+    # RFC 6455 7.4 and IANA's registry (1012-1014); 1004-1006 and 1015 are never sent.
+    if not ((1000 <= code <= 1014 and code not in (1004, 1005, 1006)) or 3000 <= code <= 4999):
         raise FrameError(CLOSE_PROTOCOL_ERROR, f"invalid close code {code}")
     try:
         reason = payload[2:].decode("utf-8")

@@ -100,7 +100,15 @@ def test_an_oversized_message_is_refused_from_its_header_alone() -> None:
 def test_close_payloads() -> None:
     assert parse_close(b"") == (1005, "")
     assert parse_close((4400).to_bytes(2, "big") + "bad ✓".encode()) == (4400, "bad ✓")
-    for bad in (b"\x03", (999).to_bytes(2, "big"), (1005).to_bytes(2, "big"), b"\x03\xe8\xff"):
+    for code in (1000, 1011, 1012, 1013, 1014, 3000, 4999):  # 1012: a client echoing our drain
+        assert parse_close(code.to_bytes(2, "big")) == (code, "")
+    for bad in (
+        b"\x03",
+        (999).to_bytes(2, "big"),
+        (1005).to_bytes(2, "big"),
+        (1015).to_bytes(2, "big"),
+        b"\x03\xe8\xff",
+    ):
         with pytest.raises(FrameError):
             parse_close(bad)
 
