@@ -1,0 +1,258 @@
+"""In-process hot-path benchmark: µs per operation on the path of one edit, bytes per connection.
+
+    python -m ysync.loadtest.hotpath            # every figure, about 20 s
+    python -m ysync.loadtest.hotpath --quick    # smoke size (the test suite runs this)
+
+No sockets and no other process: the real app (`create_app`, memory store, no limits)
+is driven through its ASGI interface with stand-ins for ysync's own WebSocket
+protocol (`ysync.server.ws_protocol`), so every figure covers what the server does
+per message from the moment a frame is parsed to the moment its bytes are handed
+to the connections' transports — and nothing of the kernel's or the generator's work.
+
+Figures (median of `--repeat` runs):
+
+- ``codec.decode`` / ``codec.encode``: one 100-byte-payload update frame.
+- ``fan-out N``: one client update applied and written to N-1 other connections
+  of its room, end-of-turn writes included (µs per update).
+- ``awareness N``: one cursor move applied and written to N-1 connections.
+- ``idle connection``: bytes of Python objects held per connected, synced, idle
+  client (tracemalloc; excludes the kernel's socket buffers and uvicorn's HTTP
+  protocol object, which the ``idle`` scenario of the benchmark includes).
+
+Run it before and after a change to the hot path and quote both in the commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+from pycrdt import Doc, Map
+
+from ysync.rooms import codec
+from ysync.server.app import create_app
+from ysync.server.settings import Settings
+
+
+class _Socket:
+    """Stands in for `YsyncWebSocketProtocol`: records nothing, counts bytes."""
+
+    __slots__ = ("on_close", "on_message", "written")
+
+    def __init__(self) -> None:
+        self.on_message: Callable[[bytes | str], None] | None = None
+        self.on_close: Callable[[], None] | None = None
+        self.written = 0
+
+    def attach(
+        self, on_message: Callable[[bytes | str], None], on_close: Callable[[], None]
+    ) -> None:
+        self.on_message, self.on_close = on_message, on_close
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def writelines(self, data: list[bytes]) -> None:
+        for chunk in data:
+            self.written += len(chunk)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return False
+
+    def send_close(self, code: int, reason: str) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def heartbeat(self) -> None:
+        pass
+
+
+async def _connect(app: Any, room: str) -> _Socket:
+    """Open one connection to `room` through the app's ASGI interface and sync it."""
+    socket = _Socket()
+    scope = {
+        "type": "websocket",
+        "path": "/" + room,
+        "raw_path": ("/" + room).encode(),
+        "query_string": b"",
+        "headers": [],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 1234),
+        "subprotocols": [],
+        "extensions": {"ysync.websocket": socket},
+        "root_path": "",
+        "state": {},
+    }
+    events = [{"type": "websocket.connect"}]
+
+    async def receive() -> dict[str, Any]:
+        if events:
+            return events.pop()
+        await asyncio.Event().wait()  # an attached connection never reads here again
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.close":
+            raise RuntimeError(f"connection refused: {message}")
+
+    await app(scope, receive, send)
+    if socket.on_message is None:
+        raise RuntimeError("the endpoint did not attach the connection")
+    socket.on_message(codec.encode_sync_step1(b"\x00"))
+    return socket
+
+
+def _update_frames(count: int, payload: int = 100) -> list[bytes]:
+    """`count` successive client updates, each setting one key of a map (as the benchmark's writers)."""
+    doc: Doc = Doc()
+    edits = doc.get("e", type=Map)
+    frames: list[bytes] = []
+    doc.observe(lambda event: frames.append(codec.encode_update(event.update)))
+    for i in range(count):
+        edits[f"k{i % 50}"] = f"{time.time():.6f}|" + "x" * payload
+    return frames
+
+
+def _cursor_frames(client_id: int, count: int) -> list[bytes]:
+    return [
+        codec.encode_awareness(
+            [codec.AwarenessEntry(client_id, clock, json.dumps({"cursor": {"x": clock, "y": 1}}))]
+        )
+        for clock in range(1, count + 1)
+    ]
+
+
+def _time_per_item(run: Callable[[], None], items: int, repeat: int) -> float:
+    """Median µs per item over `repeat` runs of `run` (each handling `items` items)."""
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - started) / items * 1e6)
+    return statistics.median(samples)
+
+
+def bench_codec(items: int, repeat: int) -> dict[str, float]:
+    frame = _update_frames(1)[0]
+    update = codec.decode(frame).update  # type: ignore[union-attr]
+
+    def decode() -> None:
+        for _ in range(items):
+            codec.decode(frame)
+
+    def encode() -> None:
+        for _ in range(items):
+            codec.encode_update(update)
+
+    return {
+        "codec.decode µs": _time_per_item(decode, items, repeat),
+        "codec.encode µs": _time_per_item(encode, items, repeat),
+    }
+
+
+async def _flushed() -> None:
+    await asyncio.sleep(0)  # the end-of-turn writes run now
+    await asyncio.sleep(0)
+
+
+async def bench_fan_out(app: Any, clients: int, items: int, repeat: int) -> float:
+    sockets = [await _connect(app, f"fan-{clients}") for _ in range(clients)]
+    writer = sockets[0]
+    assert writer.on_message is not None
+    samples = []
+    for _ in range(repeat):
+        frames = _update_frames(items)
+        gc.collect()
+        started = time.perf_counter()
+        for frame in frames:
+            writer.on_message(frame)
+            await _flushed()
+        samples.append((time.perf_counter() - started) / items * 1e6)
+    if sockets[-1].written == 0:
+        raise RuntimeError("fan-out reached nobody")
+    return statistics.median(samples)
+
+
+async def bench_awareness(app: Any, clients: int, items: int, repeat: int) -> float:
+    sockets = [await _connect(app, f"aw-{clients}") for _ in range(clients)]
+    mover = sockets[0]
+    assert mover.on_message is not None
+    samples = []
+    for run in range(repeat):
+        frames = _cursor_frames(client_id=4242, count=items * (run + 1))[items * run :]
+        gc.collect()
+        started = time.perf_counter()
+        for frame in frames:
+            mover.on_message(frame)
+            await _flushed()
+        samples.append((time.perf_counter() - started) / items * 1e6)
+    return statistics.median(samples)
+
+
+async def bench_idle_bytes(app: Any, connections: int) -> float:
+    await _connect(app, "warm-up")
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    keep = [await _connect(app, f"idle-{i}") for i in range(connections)]
+    await _flushed()
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del keep
+    return (after - before) / connections
+
+
+async def run(quick: bool) -> dict[str, float]:
+    items, repeat = (200, 3) if quick else (2000, 7)
+    settings = Settings(
+        store="memory://",
+        rate_messages=0,
+        rate_bytes=0,
+        ip_connections_per_minute=0,
+        max_clients_per_room=0,
+        max_rooms=0,
+        gc_tuning=0,
+    )
+    app = create_app(settings)
+    results = bench_codec(items * 10, repeat)
+    async with app.router.lifespan_context(app):
+        for clients in (5, 50, 200):
+            results[f"fan-out {clients} µs"] = await bench_fan_out(app, clients, items, repeat)
+        for clients in (5, 50):
+            results[f"awareness {clients} µs"] = await bench_awareness(app, clients, items, repeat)
+        # Rooms with one client each: the per-room cost is part of an idle client's.
+        results["idle connection bytes"] = await bench_idle_bytes(app, 200 if quick else 2000)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke size (seconds)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    results = asyncio.run(run(args.quick))
+    if args.json:
+        print(json.dumps(results))
+    else:
+        width = max(map(len, results))
+        for name, value in results.items():
+            print(f"{name.ljust(width)}  {value:10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
