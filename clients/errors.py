@@ -21,23 +21,26 @@ fetches a fresh token and reconnects.
 
 from __future__ import annotations
 
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_ABNORMAL = 1006  # no close frame: the TCP connection dropped
-CLOSE_INTERNAL_ERROR = 1011
-CLOSE_SERVICE_RESTART = 1012
-CLOSE_TRY_AGAIN_LATER = 1013
-CLOSE_MALFORMED = 4400
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_TOO_LARGE = 4413
-CLOSE_SLOW_CONSUMER = 4508
-CLOSE_RATE_LIMITED = 4529
-CLOSE_OVER_CAPACITY = 4503
+from ysync.rooms.vocabulary import CloseCode
+from ysync.rooms.vocabulary import is_permanent as is_permanent
+
+CLOSE_NORMAL = CloseCode.NORMAL
+CLOSE_GOING_AWAY = CloseCode.GOING_AWAY
+CLOSE_ABNORMAL = CloseCode.ABNORMAL  # no close frame: the TCP connection dropped
+CLOSE_INTERNAL_ERROR = CloseCode.INTERNAL_ERROR
+CLOSE_SERVICE_RESTART = CloseCode.SERVICE_RESTART
+CLOSE_TRY_AGAIN_LATER = CloseCode.TRY_AGAIN_LATER
+CLOSE_MALFORMED = CloseCode.MALFORMED
+CLOSE_UNAUTHORIZED = CloseCode.UNAUTHORIZED
+CLOSE_FORBIDDEN = CloseCode.FORBIDDEN
+CLOSE_TOO_LARGE = CloseCode.TOO_LARGE
+CLOSE_SLOW_CONSUMER = CloseCode.SLOW_CONSUMER
+CLOSE_RATE_LIMITED = CloseCode.RATE_LIMITED
+CLOSE_OVER_CAPACITY = CloseCode.OVER_CAPACITY
 
 # Transient codes after which the server asks for a slower retry: the session
 # starts its backoff a few steps in instead of retrying at once.
-SLOW_DOWN_CODES = frozenset({CLOSE_RATE_LIMITED, CLOSE_OVER_CAPACITY, CLOSE_TRY_AGAIN_LATER})
+SLOW_DOWN_CODES = frozenset(code for code in CloseCode if code.slow_down)
 
 
 class ClientError(Exception):
@@ -102,17 +105,13 @@ class SessionClosedError(ClientError):
     """The session was closed by the application; it no longer syncs."""
 
 
+_HTTP_REFUSAL_BASE = 4000  # an HTTP 4xx refusal of the handshake counts as close code 44xx
 _BY_CODE: dict[int, type[CloseError]] = {
     CLOSE_MALFORMED: MalformedMessageError,
     CLOSE_UNAUTHORIZED: AuthenticationError,
     CLOSE_FORBIDDEN: ForbiddenError,
     CLOSE_TOO_LARGE: TooLargeError,
 }
-
-
-def is_permanent(code: int) -> bool:
-    """Whether a close code means "do not reconnect" (4400-4499, as the JS provider)."""
-    return 4400 <= code <= 4499
 
 
 def close_error(code: int, reason: str = "") -> CloseError:
@@ -130,5 +129,5 @@ def handshake_error(status: int, body: str = "") -> ClientError:
     429 and 5xx are transient (`ConnectError`: the session retries)."""
     reason = f"HTTP {status}" + (f": {body.strip()[:200]}" if body.strip() else "")
     if 400 <= status < 500 and status != 429:
-        return close_error(4000 + status, reason)
+        return close_error(_HTTP_REFUSAL_BASE + status, reason)
     return ConnectError(f"WebSocket handshake refused: {reason}")

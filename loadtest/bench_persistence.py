@@ -38,7 +38,6 @@ import importlib.metadata
 import os
 import platform
 import random
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -58,7 +57,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pycrdt import Doc, Map, MapEvent, Text
 
 from ysync.clients import Session, connect
-from ysync.loadtest.servers import terminate
+from ysync.loadtest.servers import free_port, terminate
 from ysync.persistence.group_commit import GroupCommit
 from ysync.persistence.urls import OpenedStore, open_store
 from ysync.rooms import codec
@@ -312,16 +311,10 @@ async def bench_appends(url: str, rng: random.Random, scale: float) -> AppendRes
 # -- 2. fan-out latency over a real server ---------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def ysync_server(store: str, log_path: Path) -> Iterator[str]:
     """`python -m ysync serve --store <store>` on a free port; yields its ws:// URL."""
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "ysync", "serve", "--host", "127.0.0.1", "--port", str(port),
         "--store", store, "--log-level", "warning", "--log-format", "json",

@@ -16,7 +16,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from ysync.rooms.backoff import Backoff
 from ysync.rooms.protocols import Store, StoreError
+from ysync.rooms.vocabulary import CloseCode, Refusal
+
+STORE_RETRY = Backoff(initial=0.05, max_delay=5.0)  # a failed batch is retried this way
+BACKLOG_FULL = Refusal(
+    CloseCode.OVER_CAPACITY, "document storage unavailable: edit not accepted, retry later"
+)
 
 log = logging.getLogger("ysync.persistence")
 
@@ -31,13 +38,13 @@ class GroupCommit:
         *,
         max_pending_bytes: int = 64 * 1024 * 1024,
         compact_after: int = 1000,
-        max_backoff: float = 5.0,
+        retry: Backoff = STORE_RETRY,
     ) -> None:
         self.store = store
         self.flush_window = flush_window
         self.max_pending_bytes = max_pending_bytes
         self.compact_after = compact_after
-        self.max_backoff = max_backoff
+        self.retry = retry
         self.pending_bytes = 0
         self._appended: Counter[str] = Counter()  # per room, since its last compaction
         self._compacting: set[str] = set()
@@ -67,11 +74,14 @@ class GroupCommit:
             pending[room] += len(update)
         return pending
 
-    def refusal(self) -> str | None:
+    def refusal(self) -> Refusal | None:
         """Why new updates must be refused right now, or None to accept them."""
         if self.pending_bytes >= self.max_pending_bytes:
-            return "document storage unavailable: edit not accepted, retry later"
+            return BACKLOG_FULL
         return None
+
+    def health(self) -> str | None:
+        return None if self.healthy else "store: writes failing, retrying"
 
     async def run(self) -> None:
         """Forever: wait for updates, gather them for one window, commit them."""
@@ -119,7 +129,7 @@ class GroupCommit:
             self._start_compaction(room)
 
     async def _commit(self, batch: list[tuple[str, bytes]]) -> None:
-        backoff = 0.05
+        attempt = 0
         while True:
             started = time.perf_counter()
             try:
@@ -129,8 +139,8 @@ class GroupCommit:
                 if self.healthy:
                     log.error("store write failed, retrying: %s", exc)
                 self.healthy = False
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                await asyncio.sleep(self.retry.delay(attempt))
+                attempt += 1
                 continue
             self.on_commit(time.perf_counter() - started, len(batch), True)
             if not self.healthy:

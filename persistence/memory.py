@@ -22,6 +22,9 @@ class MemoryStore:
     def describe(self) -> str:
         return "memory (NOT durable: everything is lost when the process exits)"
 
+    def health(self) -> str | None:
+        return None
+
     async def load(self, room: str) -> list[bytes]:
         return list(self._rooms.get(room, ()))
 

@@ -89,6 +89,9 @@ class PostgresStore:
     def describe(self) -> str:
         return f"PostgreSQL {redact(self.dsn)} (pool {self.min_size}..{self.max_size})"
 
+    def health(self) -> str | None:
+        return None if self._pool is not None else "store: PostgreSQL pool is not open"
+
     async def open(self) -> None:
         """Connect the pool and create or migrate the schema."""
         if self._pool is not None:

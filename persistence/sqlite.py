@@ -86,6 +86,9 @@ class SQLiteStore:
     def describe(self) -> str:
         return f"SQLite {self.path.absolute()} (WAL, synchronous=FULL)"
 
+    def health(self) -> str | None:
+        return None if self._conn is not None else f"store: SQLite {self.path} is not open"
+
     async def open(self) -> None:
         """Open (creating if needed) the file and bring its schema up to date."""
         if self._executor is not None:

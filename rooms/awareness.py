@@ -14,12 +14,22 @@ from dataclasses import dataclass
 from ysync.rooms.codec import AwarenessEntry
 
 
+@dataclass(frozen=True, slots=True)
+class RemoteNode:
+    """The owner of awareness states that came from another node's clients."""
+
+    node_id: str
+
+
+Owner = Hashable  # a local peer, or a RemoteNode
+
+
 @dataclass(slots=True)
 class _ClientState:
     clock: int
     state: str  # JSON text; "null" once removed (kept so stale echoes can't resurrect it)
     updated_at: float
-    owner: Hashable | None  # the connection that last advanced the clock
+    owner: Owner | None  # the connection (or node) that last advanced the clock
 
 
 class AwarenessState:
@@ -34,7 +44,7 @@ class AwarenessState:
         return sum(1 for c in self._clients.values() if c.state != "null")
 
     def apply(
-        self, entries: Iterable[AwarenessEntry], owner: Hashable | None, now: float
+        self, entries: Iterable[AwarenessEntry], owner: Owner | None, now: float
     ) -> tuple[list[AwarenessEntry], bool]:
         """Apply entries; return the ones that changed our state, and whether all
         of those were renewals (same state, newer clock)."""
@@ -61,9 +71,7 @@ class AwarenessState:
             applied.append(entry)
         return applied, renewals_only and bool(applied)
 
-    def nudges_for(
-        self, entries: Iterable[AwarenessEntry], owner: Hashable
-    ) -> list[AwarenessEntry]:
+    def nudges_for(self, entries: Iterable[AwarenessEntry], owner: Owner) -> list[AwarenessEntry]:
         """Removal entries to send back to `owner` only, so its client bumps its clock.
 
         A JS client that reconnects re-sends its state at an unchanged clock
@@ -84,7 +92,7 @@ class AwarenessState:
                 nudges.append(AwarenessEntry(entry.client_id, current.clock, "null"))
         return nudges
 
-    def remove_owned_by(self, owner: Hashable) -> list[AwarenessEntry]:
+    def remove_owned_by(self, owner: Owner) -> list[AwarenessEntry]:
         """Remove the clients `owner` controls (its connection closed)."""
         ids = [cid for cid, c in self._clients.items() if c.owner == owner and c.state != "null"]
         return self._remove(ids)
@@ -105,15 +113,27 @@ class AwarenessState:
             del self._clients[cid]
         return self._remove(stale)
 
-    def owner_of(self, client_id: int) -> Hashable | None:
+    def owner_of(self, client_id: int) -> Owner | None:
         client = self._clients.get(client_id)
         return client.owner if client is not None else None
 
-    def owners(self) -> set[Hashable]:
+    def owners(self) -> set[Owner]:
         """Everyone who currently owns a present state."""
         return {
             c.owner for c in self._clients.values() if c.state != "null" and c.owner is not None
         }
+
+    def remote_nodes(self) -> set[str]:
+        """The other nodes whose clients have a present state here."""
+        return {owner.node_id for owner in self.owners() if isinstance(owner, RemoteNode)}
+
+    def local_states(self) -> list[AwarenessEntry]:
+        """The present states of this node's own clients."""
+        return [
+            AwarenessEntry(cid, c.clock, c.state)
+            for cid, c in self._clients.items()
+            if c.state != "null" and c.owner is not None and not isinstance(c.owner, RemoteNode)
+        ]
 
     def states(self) -> list[AwarenessEntry]:
         """Every present client's current entry (what a new connection is sent)."""

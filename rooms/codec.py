@@ -1,9 +1,10 @@
 """Sans-I/O codec for the y-websocket protocol (y-protocols sync.js and awareness.js).
 
-Bytes in → one typed message out (`decode`), and typed data → bytes (`encode_*`).
-Nothing here does I/O. Every length and varint read is checked against the data
-actually present, and anything malformed raises `ProtocolError`: that is the
-only exception `decode` and `decode_awareness` raise.
+Bytes in → one typed message out (`decode`), typed message → bytes (`encode`, and
+`encode_*` for each kind). Nothing here does I/O. Every length and varint read is
+checked against the data actually present, and anything malformed raises
+`ProtocolError`: that is the only exception `decode` and `decode_awareness` raise
+(`malformed(error)` is the 4400 refusal it earns).
 
 A frame is `varUint(type)` followed by the payload; one message per frame
 (the JS provider reads only the first message of a frame, so we never batch).
@@ -16,29 +17,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-# Message types (y-websocket) and sync subtypes (y-protocols/sync.js).
-MESSAGE_SYNC = 0
-MESSAGE_AWARENESS = 1
-MESSAGE_AUTH = 2
-MESSAGE_QUERY_AWARENESS = 3
-SYNC_STEP1 = 0
-SYNC_STEP2 = 1
-SYNC_UPDATE = 2
+from ysync.rooms.lib0 import ProtocolError as ProtocolError
+from ysync.rooms.lib0 import Reader
+from ysync.rooms.lib0 import var_bytes as var_bytes
+from ysync.rooms.lib0 import var_string as var_string
+from ysync.rooms.lib0 import var_uint as var_uint
+from ysync.rooms.vocabulary import CloseCode, MessageType, Refusal, SyncType
+
+# Short names for the wire constants (the enums are the definitions).
+MESSAGE_SYNC = MessageType.SYNC
+MESSAGE_AWARENESS = MessageType.AWARENESS
+MESSAGE_AUTH = MessageType.AUTH
+MESSAGE_QUERY_AWARENESS = MessageType.QUERY_AWARENESS
+SYNC_STEP1 = SyncType.STEP1
+SYNC_STEP2 = SyncType.STEP2
+SYNC_UPDATE = SyncType.UPDATE
 AUTH_PERMISSION_DENIED = 0
 
-# lib0 varUints are JavaScript numbers: at most 2**53 - 1, i.e. 8 bytes of 7 bits.
-_MAX_VARUINT_BYTES = 8
-_MAX_SAFE_INTEGER = 2**53 - 1
 
-
-class ProtocolError(ValueError):
-    """A frame that is not a valid y-websocket message. `reason` says what is wrong."""
-
-    close_code = 4400
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+def malformed(error: ProtocolError) -> Refusal:
+    """The refusal a malformed message gets: close 4400 naming what was wrong."""
+    return Refusal(CloseCode.MALFORMED, f"malformed message: {error.reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +78,9 @@ class QueryAwareness:
 
 @dataclass(frozen=True, slots=True)
 class Auth:
+    """An auth message: from a client, kind 0 carries a token in `reason`; from
+    the server, kind 0 is permission-denied with its reason."""
+
     kind: int
     reason: str
 
@@ -86,59 +88,9 @@ class Auth:
 Message = SyncStep1 | SyncStep2 | SyncUpdate | AwarenessUpdate | QueryAwareness | Auth
 
 
-class _Reader:
-    """A cursor over bytes that refuses to read past the end."""
-
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def fail(self, what: str) -> NoReturn:
-        raise ProtocolError(f"{what} at byte {self.pos}")
-
-    def var_uint(self, what: str) -> int:
-        data, pos = self.data, self.pos
-        value = 0
-        shift = 0
-        for i in range(_MAX_VARUINT_BYTES):
-            if pos + i >= len(data):
-                self.fail(f"truncated {what}")
-            byte = data[pos + i]
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                self.pos = pos + i + 1
-                if value > _MAX_SAFE_INTEGER:
-                    self.fail(f"{what} larger than 2**53")
-                return value
-            shift += 7
-        self.fail(f"{what} varint longer than {_MAX_VARUINT_BYTES} bytes")
-
-    def var_bytes(self, what: str) -> bytes:
-        length = self.var_uint(f"{what} length")
-        end = self.pos + length
-        if end > len(self.data):
-            self.fail(f"{what} length {length} exceeds the {len(self.data) - self.pos} bytes left")
-        chunk = self.data[self.pos : end]
-        self.pos = end
-        return chunk
-
-    def var_string(self, what: str) -> str:
-        raw = self.var_bytes(what)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            self.fail(f"{what} is not valid UTF-8")
-
-    def end(self, what: str) -> None:
-        if self.pos != len(self.data):
-            self.fail(f"{len(self.data) - self.pos} unexpected trailing bytes after {what}")
-
-
 def decode(frame: bytes) -> Message:
     """Decode one frame into one message, or raise `ProtocolError`."""
-    reader = _Reader(frame)
+    reader = Reader(frame)
     kind = reader.var_uint("message type")
     message: Message
     if kind == MESSAGE_SYNC:
@@ -176,7 +128,7 @@ def check_state_vector(data: bytes) -> None:
 
 def decode_state_vector(data: bytes) -> dict[int, int]:
     """A Yjs state vector as {client id: clock}; raise `ProtocolError` if malformed."""
-    reader = _Reader(data)
+    reader = Reader(data)
     count = reader.var_uint("state vector size")
     if count > len(data):  # each entry takes at least two bytes
         reader.fail(f"state vector claims {count} entries")
@@ -190,7 +142,7 @@ def decode_state_vector(data: bytes) -> dict[int, int]:
 
 def decode_awareness(payload: bytes) -> AwarenessUpdate:
     """Decode an awareness update, checking each state is JSON a browser can parse."""
-    reader = _Reader(payload)
+    reader = Reader(payload)
     count = reader.var_uint("awareness entry count")
     if count > len(payload):  # each entry takes at least three bytes
         reader.fail(f"awareness update claims {count} entries")
@@ -211,7 +163,7 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
-def _check_json(text: str, reader: _Reader) -> object:
+def _check_json(text: str, reader: Reader) -> object:
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
@@ -219,20 +171,6 @@ def _check_json(text: str, reader: _Reader) -> object:
 
 
 # -- encoding -----------------------------------------------------------------
-
-
-def var_uint(value: int) -> bytes:
-    """lib0 varUint encoding of a non-negative integer."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def var_bytes(data: bytes) -> bytes:
-    return var_uint(len(data)) + data
 
 
 def _sync_frame(subtype: int, payload: bytes) -> bytes:
@@ -272,6 +210,26 @@ def encode_query_awareness() -> bytes:
 def encode_permission_denied(reason: str) -> bytes:
     """The y-websocket auth message that makes the JS provider emit 'permission-denied'."""
     return bytes((MESSAGE_AUTH, AUTH_PERMISSION_DENIED)) + var_bytes(reason.encode("utf-8"))
+
+
+def encode(message: Message) -> bytes:
+    """The y-websocket frame of any message (what `decode` reads back)."""
+    if isinstance(message, SyncUpdate):
+        return encode_update(message.update)
+    if isinstance(message, AwarenessUpdate):
+        return encode_awareness(message.entries)
+    if isinstance(message, SyncStep2):
+        return encode_sync_step2(message.update)
+    if isinstance(message, SyncStep1):
+        return encode_sync_step1(message.state_vector)
+    if isinstance(message, QueryAwareness):
+        return encode_query_awareness()
+    return bytes((MESSAGE_AUTH,)) + var_uint(message.kind) + var_string(message.reason)
+
+
+def permission_denied(reason: str) -> Auth:
+    """The message that makes the JS provider emit 'permission-denied'."""
+    return Auth(AUTH_PERMISSION_DENIED, reason)
 
 
 EMPTY_AWARENESS = encode_awareness(())

@@ -1,7 +1,9 @@
-"""Hooks a host application implements to plug into ysync (like Hocuspocus's).
+"""Who connects (`ConnectionRequest`, `Identity`, `Role`) and the host application's `Hooks`.
 
-Subclass `Hooks` and override only what you need; each default does nothing.
-Pass the instance to `ysync.server.create_app(settings, hooks)`.
+`Hooks` is the simple way for a host app to plug in: subclass it, override only
+what you need, pass the instance to `ysync.server.create_app(settings, hooks)`.
+It runs as one extension (`ysync.rooms.extensions.from_hooks`); for more hooks,
+or several features that each react to changes, write `Extension`s instead.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pycrdt import Doc
+
+from ysync.rooms.vocabulary import Refused as Refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,20 +90,6 @@ class Identity:
     # own presence (cursor): presence write is a separate right from document write.
 
 
-class Refused(Exception):
-    """Raise from `Hooks.authenticate` to refuse a connection.
-
-    The client is closed with `code` and `reason`; use 4401 (bad or missing
-    token: the app fetches a new one) or 4403 (no access to this room): the JS
-    provider does not retry codes 4400-4499.
-    """
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
 class Hooks:
     """Extension points, called in this order for a room: authenticate (per
     connection), load_document (once per load), on_change (every change),
@@ -109,6 +99,12 @@ class Hooks:
     #: its first frame, a y-websocket auth message (`request.auth_message`); the
     #: server waits --auth-timeout seconds for it, sending nothing of the room.
     accepts_auth_message: bool = False
+
+    @property
+    def authenticates(self) -> bool:
+        """True when this subclass overrides `authenticate`: it then decides who
+        connects, instead of --auth jwt."""
+        return type(self).authenticate is not Hooks.authenticate
 
     async def authenticate(self, request: ConnectionRequest) -> Identity:
         """Decide who may connect; raise `Refused` to deny. Default: anyone edits."""

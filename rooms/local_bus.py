@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 
 from ysync.rooms.protocols import Envelope, EnvelopeHandler
 
@@ -37,9 +38,17 @@ class LocalBus:
         self._hub = hub or LocalHub()
         self.node_id = node_id or uuid.uuid4().hex[:12]
         self._hub.nodes.add(self.node_id)
+        self.on_reconnect: Callable[[], None] = lambda: None  # never disconnects
+        self.reconnects = 0
 
     def describe(self) -> str:
         return "in-process (single node)"
+
+    def health(self) -> str | None:
+        return None
+
+    async def run(self) -> None:
+        """Nothing to keep up: delivery is a function call."""
 
     @property
     def alone(self) -> bool:

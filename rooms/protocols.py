@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from ysync.rooms.vocabulary import EnvelopeKind, Refusal
+
+if TYPE_CHECKING:
+    from ysync.rooms.codec import Message
+    from ysync.rooms.hooks import Identity
 
 
 class StoreError(Exception):
@@ -38,6 +44,19 @@ class Store(Protocol):
     order; applying one twice is harmless (Yjs updates are idempotent), which
     is what makes concurrent writers and retries safe.
     """
+
+    @property
+    def durable(self) -> bool:
+        """False when everything is lost with the process (memory)."""
+        ...
+
+    def describe(self) -> str:
+        """One line for logs and the status API; never holds a password."""
+        ...
+
+    def health(self) -> str | None:
+        """What is wrong with the store right now (None: nothing known)."""
+        ...
 
     async def load(self, room: str) -> list[bytes]:
         """All stored updates of `room`, snapshot first, in per-room order.
@@ -73,15 +92,24 @@ class Store(Protocol):
 
 
 class Peer(Protocol):
-    """One connected client, as a room sees it.
+    """One client in one room, as the room sees it (whatever wire protocol it speaks).
 
-    `send` only enqueues: it never blocks and never raises because of one slow
-    or broken client (the transport closes such a client itself).
+    `send` only enqueues a typed message: it never blocks and never raises
+    because of one slow or broken client (the transport closes such a client
+    itself). `close` ends the client's presence in the room with a refusal.
     """
 
-    def send(self, frame: bytes) -> None: ...
+    @property
+    def identity(self) -> Identity: ...
 
-    def close(self, code: int, reason: str) -> None: ...
+    @property
+    def client(self) -> str | None:
+        """The client's address ("host:port"), when known."""
+        ...
+
+    def send(self, message: Message) -> None: ...
+
+    def close(self, refusal: Refusal) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +124,7 @@ class Envelope:
     node: str
     seq: int
     room: str
-    kind: str  # "update" | "awareness" | "sync-request" | "sync-reply" | "heads" | "node-gone"
+    kind: EnvelopeKind
     payload: bytes
     target: str = ""
 
@@ -112,6 +140,21 @@ class Bus(Protocol):
     """
 
     node_id: str
+    # Called after the bus reconnected (messages may have been lost meanwhile).
+    on_reconnect: Callable[[], None]
+    reconnects: int  # how many times it lost its connection
+
+    def describe(self) -> str:
+        """One line for logs and the status API; never holds a password."""
+        ...
+
+    def health(self) -> str | None:
+        """What is wrong with the bus right now (None: nothing known)."""
+        ...
+
+    async def run(self) -> None:
+        """Keep connected for as long as the node runs (returns at once if nothing to do)."""
+        ...
 
     @property
     def alone(self) -> bool:
@@ -147,4 +190,9 @@ class UpdateLog(Protocol):
 
     async def flush(self) -> None:
         """Return once everything queued so far is committed."""
+        ...
+
+    def refusal(self) -> Refusal | None:
+        """Why client edits must be refused right now (e.g. the backlog of a store
+        outage is full), or None."""
         ...

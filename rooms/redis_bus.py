@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -30,7 +29,9 @@ import msgpack
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from ysync.rooms.backoff import Backoff
 from ysync.rooms.protocols import Envelope, EnvelopeHandler
+from ysync.rooms.vocabulary import EnvelopeKind
 
 log = logging.getLogger("ysync.redis")
 
@@ -67,7 +68,7 @@ def decode(data: bytes) -> Envelope:
             node=fields["node"],
             seq=fields["seq"],
             room=fields["room"],
-            kind=fields["kind"],
+            kind=EnvelopeKind(fields["kind"]),
             payload=fields["payload"],
             target=fields.get("target", ""),
         )
@@ -77,7 +78,6 @@ def decode(data: bytes) -> Envelope:
         isinstance(envelope.node, str)
         and isinstance(envelope.seq, int)
         and isinstance(envelope.room, str)
-        and isinstance(envelope.kind, str)
         and isinstance(envelope.payload, bytes)
         and isinstance(envelope.target, str)
     ):
@@ -99,7 +99,7 @@ class RedisBus:
         self.url = url
         self.node_id = node_id or uuid.uuid4().hex[:12]
         self.heartbeat_ttl = heartbeat_ttl
-        self.max_backoff = max_backoff
+        self.retry = Backoff(initial=0.1, max_delay=max_backoff)
         self.connected = False
         self.reconnects = 0
         self.dropped = 0  # envelopes dropped because the queue was full
@@ -117,6 +117,11 @@ class RedisBus:
     def describe(self) -> str:
         where = self.url.rpartition("@")[2]  # never log a password
         return f"Redis pub/sub at {where} (node {self.node_id})"
+
+    def health(self) -> str | None:
+        if self.connected:
+            return None
+        return "redis: disconnected, reconnecting (serving local clients only)"
 
     # -- Bus protocol -------------------------------------------------------------------
 
@@ -191,7 +196,7 @@ class RedisBus:
 
     async def run(self) -> None:
         """Forever: keep connected, deliver incoming envelopes, publish queued ones."""
-        backoff = 0.1
+        attempt = 0
         while True:
             try:
                 if not self.connected:
@@ -199,7 +204,7 @@ class RedisBus:
                     if self.reconnects:
                         log.warning("Redis reconnected; resyncing open rooms")
                         self.on_reconnect()
-                    backoff = 0.1
+                    attempt = 0
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(self._read_loop())
                     tasks.create_task(self._publish_loop())
@@ -212,9 +217,9 @@ class RedisBus:
                 self.connected = False
                 self.reconnects += 1
                 await self._disconnect()
-                # Backoff with jitter, so nodes don't all reconnect at the same instant.
-                await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
-                backoff = min(backoff * 2, self.max_backoff)
+                # With jitter, so nodes don't all reconnect at the same instant.
+                await asyncio.sleep(self.retry.delay(attempt))
+                attempt += 1
 
     async def _disconnect(self) -> None:
         self.connected = False

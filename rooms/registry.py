@@ -1,8 +1,10 @@
-"""The rooms loaded on this node: load once, wire to store and bus, unload after a grace.
+"""The rooms loaded on this node: load once, wire to the store and the extensions, unload after a grace.
 
-The only async part of the room layer. Call `acquire(name)` when a client
-joins (concurrent callers share one load), `release(name)` when it leaves, and
-run `sweep_awareness()` in the app's task group.
+The only async part of the room layer besides replication. Call
+`acquire(name)` when a client joins (concurrent callers share one load),
+`release(name)` when it leaves, and run `sweep_awareness()` in the app's task
+group. Every room change goes to the group commit (when this node accepted it)
+and to the extensions' `on_change`/`on_awareness` hooks.
 """
 
 from __future__ import annotations
@@ -10,20 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 
 from ysync.rooms import codec
-from ysync.rooms.hooks import Hooks
-from ysync.rooms.protocols import Bus, Store, UpdateLog
-from ysync.rooms.replication import Replicator
-from ysync.rooms.room import Origin, Room, Source
+from ysync.rooms.extensions import Extensions
+from ysync.rooms.protocols import Store, UpdateLog
+from ysync.rooms.room import Origin, Room, RoomConfig, Source
 
 log = logging.getLogger("ysync.registry")
-
-
-def origin_label(origin: Origin) -> str:
-    """What hooks see as an update's origin: client, bus, server or store."""
-    return origin.value if isinstance(origin, Source) else "client"
 
 
 class RoomRegistry:
@@ -31,31 +27,20 @@ class RoomRegistry:
         self,
         store: Store,
         update_log: UpdateLog,
-        bus: Bus,
-        hooks: Hooks | None = None,
+        extensions: Extensions | None = None,
         *,
+        config: RoomConfig | None = None,
         unload_grace: float = 10.0,
-        awareness_timeout: float = 30.0,
-        write_refusal: Callable[[], str | None] = lambda: None,
-        anti_entropy_interval: float = 10.0,
-        liveness_interval: float = 5.0,
     ) -> None:
         self.store = store
         self.update_log = update_log
-        self.replicator = Replicator(
-            bus,
-            anti_entropy_interval=anti_entropy_interval,
-            liveness_interval=liveness_interval,
-        )
-        self.hooks = hooks or Hooks()
+        self.extensions = extensions or Extensions()
+        self.config = config or RoomConfig()
         self.unload_grace = unload_grace
-        self.awareness_timeout = awareness_timeout
         self.rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Task[Room]] = {}
         self._unload_timers: dict[str, asyncio.TimerHandle] = {}
         self._unloading: set[asyncio.Task[None]] = set()
-        # Why client edits must be refused right now (e.g. store backlog full).
-        self.write_refusal = write_refusal
 
     async def acquire(self, name: str) -> Room:
         """The loaded room `name`, loading it first if needed (once, however
@@ -97,7 +82,7 @@ class RoomRegistry:
 
     async def close(self) -> None:
         """Unload every room (committing all their updates). Call at shutdown."""
-        self.replicator.say_goodbye()
+        self.extensions.shutdown()
         for timer in self._unload_timers.values():
             timer.cancel()
         self._unload_timers.clear()
@@ -119,17 +104,15 @@ class RoomRegistry:
         # Updates of a previous incarnation of this room may still be queued.
         await self.update_log.flush()
         updates = await self.store.load(name)
-        room = Room(name, awareness_timeout=self.awareness_timeout)
+        room = Room(name, self.config, write_refusal=self.update_log.refusal)
         try:
             room.load(updates)
         except codec.ProtocolError:
             log.exception("stored update rejected; loading the rest", extra={"room": name})
-        room.write_refusal = self.write_refusal
         room.update_listeners.append(self._on_update)
-        room.awareness_listeners.append(self._on_awareness)
-        await self.hooks.load_document(name, room.doc)
-        # Edits other nodes accepted but have not committed yet come over the bus.
-        await self.replicator.open(room)
+        room.awareness_listeners.append(self.extensions.awareness)
+        # E.g. replication: edits other nodes accepted but have not committed yet.
+        await self.extensions.load_document(room)
         self.rooms[name] = room
         log.debug("room loaded", extra={"room": name, "updates": len(updates)})
         return room
@@ -154,27 +137,17 @@ class RoomRegistry:
         del self.rooms[name]
         room.close()
         try:
-            await self.replicator.close(name)
             await self.update_log.flush()
-            await self.hooks.store_document(name, room.doc)
         except Exception:
-            log.exception("error while unloading room", extra={"room": name})
+            log.exception("error while flushing an unloading room", extra={"room": name})
+        await self.extensions.store(room)
+        await self.extensions.unload(room)
         log.debug("room unloaded", extra={"room": name})
 
     def _on_update(self, room: Room, update: bytes, origin: Origin) -> None:
         if origin is Source.STORE:
             return
         if origin is not Source.BUS:
-            # The node that accepted an update persists and publishes it.
+            # The node that accepted an update persists it.
             self.update_log.append(room.name, update)
-            self.replicator.publish_update(room, update)
-        try:
-            self.hooks.on_change(room.name, update, origin_label(origin))
-        except Exception:
-            log.exception("on_change hook failed", extra={"room": room.name})
-
-    def _on_awareness(
-        self, room: Room, entries: list[codec.AwarenessEntry], origin: Origin
-    ) -> None:
-        if origin is not Source.BUS:
-            self.replicator.publish_awareness(room, entries)
+        self.extensions.change(room, update, origin)

@@ -17,6 +17,9 @@ trusted alone:
 
 Updates received here are applied with origin `Source.BUS`: the node that
 accepted an update from its client stores it; nobody re-publishes it.
+
+`Replicator` is an extension (`ysync.rooms.extensions`): it opens a room on
+load, publishes its changes, closes it on unload and says goodbye at shutdown.
 """
 
 from __future__ import annotations
@@ -26,18 +29,22 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Sequence
 
 from ysync.rooms import codec
+from ysync.rooms.awareness import RemoteNode
+from ysync.rooms.extensions import Background, Extension
 from ysync.rooms.protocols import Bus, Envelope
-from ysync.rooms.room import Room, Source
+from ysync.rooms.room import Origin, Room, Source
+from ysync.rooms.vocabulary import EnvelopeKind
 
 log = logging.getLogger("ysync.replication")
 
-SEQUENCED = ("update", "awareness")
 
-
-class Replicator:
+class Replicator(Extension):
     """Keeps this node's rooms in step with the same rooms on other nodes."""
+
+    priority = 800  # a loading room catches up before other extensions see it
 
     def __init__(
         self,
@@ -60,6 +67,32 @@ class Replicator:
         self._seen: dict[tuple[str, str], int] = {}  # (room, node) -> last seq applied
         self._asked: dict[tuple[str, str], float] = {}  # (room, node) -> when we asked
         self._catching_up: dict[str, tuple[set[str], int, asyncio.Event]] = {}
+        bus.on_reconnect = self.resync_all
+
+    # -- the extension's hooks ------------------------------------------------------
+
+    async def on_load_document(self, room: Room) -> None:
+        await self.open(room)
+
+    def on_change(self, room: Room, update: bytes, origin: Origin) -> None:
+        if origin is not Source.BUS:  # the node that accepted an update publishes it
+            self.publish_update(room, update)
+
+    def on_awareness(self, room: Room, entries: list[codec.AwarenessEntry], origin: Origin) -> None:
+        if origin is not Source.BUS:
+            self.publish_awareness(room, entries)
+
+    async def on_unload(self, room: Room) -> None:
+        await self.close(room.name)
+
+    def on_shutdown(self) -> None:
+        self.say_goodbye()
+
+    def background(self) -> Sequence[Background]:
+        return (("anti-entropy", self.run), ("bus", self.bus.run))
+
+    def health(self) -> str | None:
+        return self.bus.health()
 
     # -- rooms opening and closing ------------------------------------------------
 
@@ -77,7 +110,7 @@ class Replicator:
             return
         done = asyncio.Event()
         self._catching_up[room.name] = (set(), peers, done)
-        self._send(room.name, "sync-request", room.doc.get_state())
+        self._send(room.name, EnvelopeKind.SYNC_REQUEST, room.doc.get_state())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.catch_up_timeout):
                 await done.wait()
@@ -94,19 +127,25 @@ class Replicator:
     def say_goodbye(self) -> None:
         """Tell the other nodes to drop our clients' awareness now (clean shutdown)."""
         for name in self.rooms:
-            self._send(name, "node-gone", b"")
+            self._send(name, EnvelopeKind.NODE_GONE, b"")
 
     # -- outgoing ---------------------------------------------------------------------
 
     def publish_update(self, room: Room, update: bytes) -> None:
-        self._send(room.name, "update", update, sequenced=True)
+        self._send(room.name, EnvelopeKind.UPDATE, update, sequenced=True)
 
     def publish_awareness(self, room: Room, entries: list[codec.AwarenessEntry]) -> None:
         payload = codec.encode_awareness_payload(entries)
-        self._send(room.name, "awareness", payload, sequenced=True)
+        self._send(room.name, EnvelopeKind.AWARENESS, payload, sequenced=True)
 
     def _send(
-        self, room: str, kind: str, payload: bytes, *, target: str = "", sequenced: bool = False
+        self,
+        room: str,
+        kind: EnvelopeKind,
+        payload: bytes,
+        *,
+        target: str = "",
+        sequenced: bool = False,
     ) -> None:
         if self.bus.alone:
             return  # single node: nobody to tell (this was ~5 % of a busy node's CPU)
@@ -122,7 +161,7 @@ class Replicator:
         if envelope.node == self.node_id or envelope.target not in ("", self.node_id):
             return
         room = self.rooms.get(envelope.room)
-        if room is None:
+        if room is None or room.closed:
             return
         try:
             self._handle(room, envelope)
@@ -136,20 +175,21 @@ class Replicator:
 
     def _handle(self, room: Room, envelope: Envelope) -> None:
         kind = envelope.kind
-        if kind in SEQUENCED:
+        if kind.sequenced:
             self._check_sequence(room, envelope)
-        if kind == "update":
+        if kind is EnvelopeKind.UPDATE:
             room.apply_update(envelope.payload, Source.BUS)
-        elif kind == "awareness":
+        elif kind is EnvelopeKind.AWARENESS:
             entries = codec.decode_awareness(envelope.payload).entries
-            room.apply_awareness(entries, Source.BUS, time.monotonic(), owner=envelope.node)
-        elif kind == "sync-request":
+            owner = RemoteNode(envelope.node)
+            room.apply_awareness(entries, Source.BUS, time.monotonic(), owner=owner)
+        elif kind is EnvelopeKind.SYNC_REQUEST:
             self._answer(room, envelope)
-        elif kind == "sync-reply":
+        elif kind is EnvelopeKind.SYNC_REPLY:
             self._apply_reply(room, envelope)
-        elif kind == "heads":
+        elif kind is EnvelopeKind.HEADS:
             self._compare_heads(room, envelope)
-        elif kind == "node-gone":
+        elif kind is EnvelopeKind.NODE_GONE:
             self._forget_node(room, envelope.node)
 
     def _check_sequence(self, room: Room, envelope: Envelope) -> None:
@@ -168,16 +208,19 @@ class Replicator:
         self._asked[key] = now
         self.resyncs += 1
         log.info("resyncing from node %s (%s)", node, why, extra={"room": room.name})
-        self._send(room.name, "sync-request", room.doc.get_state(), target=node)
+        self._send(room.name, EnvelopeKind.SYNC_REQUEST, room.doc.get_state(), target=node)
 
     def _answer(self, room: Room, request: Envelope) -> None:
         codec.check_state_vector(request.payload)
         self._send(
-            room.name, "sync-reply", room.doc.get_update(request.payload), target=request.node
+            room.name,
+            EnvelopeKind.SYNC_REPLY,
+            room.doc.get_update(request.payload),
+            target=request.node,
         )
         if not request.target:
             # A node just opened the room: it also needs our clients' presence.
-            local = [entry for entry in room.awareness.states() if self._is_local(room, entry)]
+            local = room.awareness.local_states()
             if local:
                 self.publish_awareness(room, local)
 
@@ -200,17 +243,15 @@ class Replicator:
         ours = codec.decode_state_vector(room.doc.get_state())
         if any(clock > theirs.get(client, 0) for client, clock in ours.items()):
             self._send(
-                room.name, "sync-reply", room.doc.get_update(heads.payload), target=heads.node
+                room.name,
+                EnvelopeKind.SYNC_REPLY,
+                room.doc.get_update(heads.payload),
+                target=heads.node,
             )
 
     def _forget_node(self, room: Room, node: str) -> None:
-        room.drop_awareness(node, Source.BUS)
+        room.drop_awareness(RemoteNode(node), Source.BUS)
         self._seen.pop((room.name, node), None)
-
-    def _is_local(self, room: Room, entry: codec.AwarenessEntry) -> bool:
-        owner = room.awareness.owner_of(entry.client_id)
-        # Remote owners are node ids (str); local owners are peers.
-        return owner is not None and not isinstance(owner, str)
 
     # -- background work --------------------------------------------------------------
 
@@ -227,7 +268,7 @@ class Replicator:
             for name in names:
                 room = self.rooms.get(name)
                 if room is not None:
-                    self._send(name, "heads", room.doc.get_state())
+                    self._send(name, EnvelopeKind.HEADS, room.doc.get_state())
                 await asyncio.sleep(pause)
                 if time.monotonic() >= next_liveness:
                     await self.drop_dead_nodes()
@@ -236,12 +277,7 @@ class Replicator:
                 await asyncio.sleep(pause)
 
     async def drop_dead_nodes(self) -> None:
-        nodes = {
-            owner
-            for room in self.rooms.values()
-            for owner in room.awareness.owners()
-            if isinstance(owner, str)
-        }
+        nodes = {node for room in self.rooms.values() for node in room.awareness.remote_nodes()}
         if not nodes:
             return
         dead = nodes - await self.bus.alive(nodes)
@@ -257,4 +293,4 @@ class Replicator:
         exchange covers the other direction."""
         for name, room in list(self.rooms.items()):
             self.resyncs += 1
-            self._send(name, "sync-request", room.doc.get_state())
+            self._send(name, EnvelopeKind.SYNC_REQUEST, room.doc.get_state())

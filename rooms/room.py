@@ -1,35 +1,37 @@
 """A room: one shared document, the awareness states of its clients, its peers.
 
-Sans-I/O: frames come in through `receive`, go out through `Peer.send` (which
-only enqueues). The transport calls `join`, then `receive` for every frame,
-then `leave`.
+Sans-I/O: typed messages (`ysync.rooms.codec.Message`) come in through
+`receive` and go out through `Peer.send` (which only enqueues); the room never
+sees bytes or knows which wire protocol a peer speaks. The transport calls
+`join`, then `receive` for every message, then `leave`.
 
 Every document change — from a client, another node, the store or the host
 app editing `room.doc` directly — goes through one observer, which broadcasts
-it to the room's synced peers (encoded once for all of them) and hands it to
-the listeners with its origin, so the registry knows whether to store it and
-whether to publish it to other nodes (no echo loops).
+it to the room's synced peers (one message object for all of them, so each
+wire codec encodes it once) and hands it to the listeners with its origin, so
+the registry knows whether to store it and whether to publish it to other
+nodes (no echo loops).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
 from pycrdt import Doc, TransactionEvent, get_state
 
 from ysync.rooms import codec
-from ysync.rooms.awareness import AwarenessState
+from ysync.rooms.awareness import AwarenessState, Owner
 from ysync.rooms.protocols import Peer
+from ysync.rooms.vocabulary import CloseCode, Refusal
 
 log = logging.getLogger("ysync.room")
 
 _EMPTY_UPDATE = b"\x00\x00"  # what a client with nothing new sends as its SyncStep2
-CLOSE_TRY_AGAIN_LATER = 4503  # over capacity: the JS provider reconnects with backoff
-CLOSE_TOO_LARGE = 4413  # the document would outgrow its limit: the JS provider stops
+READ_ONLY = Refusal(CloseCode.FORBIDDEN, "read-only: document edits not allowed")
 
 
 class Source(Enum):
@@ -41,8 +43,23 @@ class Source(Enum):
 
 
 Origin = Peer | Source
+
+
+def origin_label(origin: Origin) -> str:
+    """What hooks see as an update's origin: client, bus, server or store."""
+    return origin.value if isinstance(origin, Source) else "client"
+
+
 UpdateListener = Callable[["Room", bytes, Origin], None]
 AwarenessListener = Callable[["Room", list[codec.AwarenessEntry], Origin], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomConfig:
+    """How every room on a node behaves; the registry gives it to each room it loads."""
+
+    awareness_timeout: float = 30.0  # seconds before an unrenewed awareness state is removed
+    max_document_bytes: int = 0  # largest encoded document client edits may grow it to; 0: none
 
 
 @dataclass(slots=True)
@@ -54,26 +71,29 @@ class PeerState:
 class Room:
     """Authoritative document and awareness of one room on this node."""
 
-    def __init__(self, name: str, *, awareness_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: RoomConfig | None = None,
+        *,
+        write_refusal: Callable[[], Refusal | None] = lambda: None,
+    ) -> None:
         self.name = name
+        self.config = config = config or RoomConfig()
         self.doc: Doc = Doc()
-        self.awareness = AwarenessState(awareness_timeout)
+        self.awareness = AwarenessState(config.awareness_timeout)
         self.peers: dict[Peer, PeerState] = {}
         self.update_listeners: list[UpdateListener] = []
         self.awareness_listeners: list[AwarenessListener] = []
-        # Returns why document edits must be refused right now (e.g. the store is
-        # out and its backlog is full), or None: set by the registry.
-        self.write_refusal: Callable[[], str | None] = lambda: None
-        # Largest encoded document a client update may grow this room to (0: no
-        # limit), and who is told when a read-only peer's edit is refused: set by
-        # the transport.
-        self.max_document_bytes = 0
-        self.on_edit_refused: Callable[[Peer], None] = lambda peer: None
+        # Why document edits must be refused right now (e.g. the store is out
+        # and its backlog is full), or None.
+        self.write_refusal = write_refusal
         # Document size without encoding the document per edit: the size measured
         # last time plus every delta since (an overestimate: deltas merge smaller).
         self._measured_bytes = 0
         self._added_bytes = 0
         self._origin: Origin = Source.SERVER
+        self._closed = False
         self._subscription = self.doc.observe(self._on_change)
 
     # -- connections ------------------------------------------------------------
@@ -85,10 +105,10 @@ class Room:
         it only uploads them in its reply to it.
         """
         self.peers[peer] = PeerState(read_only=read_only)
-        peer.send(codec.encode_sync_step1(self.doc.get_state()))
+        peer.send(codec.SyncStep1(self.doc.get_state()))
         states = self.awareness.states()
         if states:
-            peer.send(codec.encode_awareness(states))
+            peer.send(codec.AwarenessUpdate(tuple(states)))
 
     def leave(self, peer: Peer) -> None:
         """Forget a peer and broadcast the removal of the awareness states it owned."""
@@ -96,12 +116,12 @@ class Room:
             return
         self.drop_awareness(peer, peer)
 
-    def drop_awareness(self, owner: Hashable, origin: Origin) -> None:
-        """Remove every awareness state `owner` (a peer, or another node's id)
+    def drop_awareness(self, owner: Owner, origin: Origin) -> None:
+        """Remove every awareness state `owner` (a peer, or another node)
         introduced, and broadcast the removal so cursors vanish at once."""
         removed = self.awareness.remove_owned_by(owner)
         if removed:
-            self._broadcast(codec.encode_awareness(removed), exclude=None, synced_only=False)
+            self._broadcast_awareness(removed, exclude=None)
             self._notify_awareness(removed, origin)
 
     @property
@@ -110,46 +130,53 @@ class Room:
 
     # -- frames from a peer ------------------------------------------------------
 
-    def receive(self, peer: Peer, frame: bytes, now: float | None = None) -> None:
-        """Handle one frame from `peer`. Raises `codec.ProtocolError` on bad input,
-        having changed nothing: the transport closes that connection."""
-        message = codec.decode(frame)
+    def receive(
+        self, peer: Peer, message: codec.Message, now: float | None = None
+    ) -> Refusal | None:
+        """Handle one message from `peer`.
+
+        Returns the refusal of an edit the peer may not make (it was told, and
+        stays connected: the transport may audit it), else None. A refusal that
+        ends the connection is sent to `peer.close` instead. Raises
+        `codec.ProtocolError` on bad input, having changed nothing: the
+        transport closes that connection."""
         state = self.peers[peer]
         if isinstance(message, codec.SyncUpdate | codec.SyncStep2):
             if message.update == _EMPTY_UPDATE:
-                return
+                return None
             if state.read_only:
-                peer.send(codec.encode_permission_denied("read-only: document edits not allowed"))
-                self.on_edit_refused(peer)
-                return
-            if self.max_document_bytes and self._outgrows_limit(len(message.update)):
-                # Its edits stay in the client; it must not reconnect and retry.
-                peer.close(
-                    CLOSE_TOO_LARGE,
-                    f"document too large: over the {self.max_document_bytes}-byte limit "
-                    "(max_document_bytes)",
-                )
-                return
-            refusal = self.write_refusal()
+                peer.send(codec.permission_denied(READ_ONLY.reason))
+                return READ_ONLY
+            refusal = self._edit_refusal(len(message.update))
             if refusal is not None:
-                # The client keeps the edit and re-sends it in the sync handshake
-                # when it reconnects: refused, never dropped.
-                peer.close(CLOSE_TRY_AGAIN_LATER, refusal)
-                return
+                # The client keeps the edit (and re-sends it in the sync handshake
+                # when it reconnects): refused, never dropped.
+                peer.close(refusal)
+                return None
             self.apply_update(message.update, peer)
         elif isinstance(message, codec.SyncStep1):
             try:
                 missing = self.doc.get_update(message.state_vector)
             except ValueError as exc:
                 raise codec.ProtocolError("state vector rejected by the CRDT") from exc
-            peer.send(codec.encode_sync_step2(missing))
+            peer.send(codec.SyncStep2(missing))
             state.synced = True
         elif isinstance(message, codec.AwarenessUpdate):
             self.apply_awareness(message.entries, peer, time.monotonic() if now is None else now)
         elif isinstance(message, codec.QueryAwareness):
-            states = self.awareness.states()
-            peer.send(codec.encode_awareness(states))
+            peer.send(codec.AwarenessUpdate(tuple(self.awareness.states())))
         # codec.Auth from a client carries nothing the room acts on.
+        return None
+
+    def _edit_refusal(self, update_size: int) -> Refusal | None:
+        limit = self.config.max_document_bytes
+        if limit and self._outgrows_limit(update_size):
+            # Its edits stay in the client; it must not reconnect and retry (44xx).
+            return Refusal(
+                CloseCode.TOO_LARGE,
+                f"document too large: over the {limit}-byte limit (max_document_bytes)",
+            )
+        return self.write_refusal()
 
     # -- changes from any origin ---------------------------------------------------
 
@@ -192,7 +219,7 @@ class Room:
             "rejected update left part of itself in the document", extra={"room": self.name}
         )
         partial = self.doc.get_update(state_before)
-        self._broadcast(codec.encode_update(partial), exclude=None, synced_only=True)
+        self._broadcast(codec.SyncUpdate(partial), exclude=None, synced_only=True)
         for listener in self.update_listeners:
             try:
                 listener(self, partial, Source.SERVER)
@@ -205,7 +232,7 @@ class Room:
         origin: Origin,
         now: float,
         *,
-        owner: Hashable | None = None,
+        owner: Owner | None = None,
     ) -> None:
         """Apply awareness entries; broadcast those that changed our state.
 
@@ -219,17 +246,16 @@ class Room:
         if applied:
             # A renewal is also echoed to its sender: a client with nobody else
             # talking reconnects after 30 s of silence.
-            exclude = None if renewals_only else peer
-            self._broadcast(codec.encode_awareness(applied), exclude=exclude, synced_only=False)
+            self._broadcast_awareness(applied, exclude=None if renewals_only else peer)
             self._notify_awareness(applied, origin)
         if nudges and peer is not None:
-            peer.send(codec.encode_awareness(nudges))
+            peer.send(codec.AwarenessUpdate(tuple(nudges)))
 
     def expire_awareness(self, now: float) -> None:
         """Remove awareness states not renewed within the timeout, and broadcast that."""
         removed = self.awareness.expire(now)
         if removed:
-            self._broadcast(codec.encode_awareness(removed), exclude=None, synced_only=False)
+            self._broadcast_awareness(removed, exclude=None)
             self._notify_awareness(removed, Source.SERVER)
 
     @property
@@ -241,7 +267,7 @@ class Room:
 
     def _outgrows_limit(self, update_size: int) -> bool:
         # An update grows the encoded document by at most about its own size.
-        limit = self.max_document_bytes
+        limit = self.config.max_document_bytes
         if self._measured_bytes + self._added_bytes + update_size <= limit:
             return False  # the common case: far below the limit, no encoding
         # The estimate says over. Measure exactly, but at most once per 1/64 of
@@ -251,8 +277,13 @@ class Room:
             _ = self.document_bytes
         return self._measured_bytes + self._added_bytes + update_size > limit
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """Drop the document observer; the room must not be used afterwards."""
+        self._closed = True
         self.doc.unobserve(self._subscription)
         self.update_listeners.clear()
         self.awareness_listeners.clear()
@@ -272,7 +303,7 @@ class Room:
         origin = self._origin
         sender = origin if not isinstance(origin, Source) else None
         if origin is not Source.STORE:
-            self._broadcast(codec.encode_update(delta), exclude=sender, synced_only=True)
+            self._broadcast(codec.SyncUpdate(delta), exclude=sender, synced_only=True)
         for listener in self.update_listeners:
             try:
                 listener(self, delta, origin)
@@ -286,9 +317,17 @@ class Room:
             except Exception:
                 log.exception("awareness listener failed", extra={"room": self.name})
 
-    def _broadcast(self, frame: bytes, *, exclude: Peer | None, synced_only: bool) -> None:
-        # One encoded frame for every recipient; a peer that has not finished its
-        # handshake gets document updates in its SyncStep2 instead.
+    def _broadcast_awareness(
+        self, entries: list[codec.AwarenessEntry], *, exclude: Peer | None
+    ) -> None:
+        self._broadcast(codec.AwarenessUpdate(tuple(entries)), exclude=exclude, synced_only=False)
+
+    def _broadcast(
+        self, message: codec.Message, *, exclude: Peer | None, synced_only: bool
+    ) -> None:
+        # One message object for every recipient (each wire codec encodes it once);
+        # a peer that has not finished its handshake gets document updates in its
+        # SyncStep2 instead.
         for peer, state in self.peers.items():
             if peer is not exclude and (state.synced or not synced_only):
-                peer.send(frame)
+                peer.send(message)

@@ -15,31 +15,38 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.routing import WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from ysync.persistence.group_commit import GroupCommit
 from ysync.persistence.urls import open_store
+from ysync.rooms.extensions import Extension, Extensions, from_hooks
 from ysync.rooms.hooks import Hooks
 from ysync.rooms.local_bus import LocalBus
 from ysync.rooms.protocols import Bus, Store
 from ysync.rooms.redis_bus import RedisBus
 from ysync.rooms.registry import RoomRegistry
+from ysync.rooms.replication import Replicator
+from ysync.rooms.room import RoomConfig
+from ysync.rooms.vocabulary import CloseCode, Refusal
 from ysync.server import gc_tuning, http_api
-from ysync.server.auth import authenticator_for
-from ysync.server.drain import RESTART_REASON, Drain
-from ysync.server.limits import Limits
+from ysync.server.audit import AuditExtension
+from ysync.server.auth import auth_extensions
+from ysync.server.drain import RESTART, Drain
+from ysync.server.limits import Limits, LimitsExtension
 from ysync.server.logs import configure as configure_logs
-from ysync.server.metrics import Metrics
+from ysync.server.metrics import Metrics, MetricsExtension
 from ysync.server.settings import Settings
 from ysync.server.transport import WebSocketEndpoint
 
 log = logging.getLogger("ysync.server")
+
+NOT_STARTED = Refusal(CloseCode.SERVICE_RESTART, "server is not started")
 
 
 @dataclass
@@ -52,7 +59,9 @@ class Node:
     registry: RoomRegistry
     endpoint: WebSocketEndpoint
     bus: Bus
+    replicator: Replicator
     metrics: Metrics
+    extensions: Extensions
     draining: bool = False
     started_at: float = field(default_factory=time.time)  # Unix time
 
@@ -60,10 +69,10 @@ class Node:
         problems = []
         if self.draining:
             problems.append("draining: shutting down")
-        if not self.update_log.healthy:
-            problems.append("store: writes failing, retrying")
-        if isinstance(self.bus, RedisBus) and not self.bus.connected:
-            problems.append("redis: disconnected, reconnecting (serving local clients only)")
+        store = self.update_log.health()
+        if store is not None:
+            problems.append(store)
+        problems.extend(self.extensions.health())
         return problems
 
 
@@ -86,13 +95,15 @@ class _LateBoundEndpoint:
     def __init__(self, app: Starlette) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
-        node: Node | None = getattr(self.app.state, "ysync", None)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        node: Node | None = self.app.state.ysync
         if node is None or node.draining:
             await receive()
             await send({"type": "websocket.accept"})
-            reason = "server is not started" if node is None else RESTART_REASON
-            await send({"type": "websocket.close", "code": 1012, "reason": reason})
+            refusal = NOT_STARTED if node is None else RESTART
+            await send(
+                {"type": "websocket.close", "code": int(refusal.code), "reason": refusal.reason}
+            )
             return
         await node.endpoint(scope, receive, send)
 
@@ -111,28 +122,39 @@ def create_app(
     hooks: Hooks | None = None,
     *,
     store: Store | None = None,
+    extensions: Sequence[Extension] = (),
     handle_signals: bool = False,
 ) -> Starlette:
     """The ysync ASGI app. `store` overrides `settings.store` (e.g. your own adapter).
+
+    `hooks` (a `Hooks` subclass) and `extensions` plug the host app in
+    (`ysync.rooms.extensions`): they run with the built-in extensions (JWT
+    auth, limits, replication, audit, metrics), highest priority first, and
+    their `routes()` are served next to ysync's own.
 
     `handle_signals=True` (what `ysync serve` uses, under uvicorn) makes SIGTERM and
     SIGINT drain the node first (`ysync.server.drain`), then hands them to the server.
     """
     settings = (settings or Settings()).validated()
-    hooks = hooks or Hooks()
-    # Who authenticates: the host's own `authenticate` hook if it overrides it,
-    # else JWT with --auth jwt, else nobody. Built now, so a bad key fails here.
-    authenticator = authenticator_for(settings, hooks)
     limits = Limits.from_settings(settings)
+    metrics = Metrics()
+    # Built now, so a bad JWT key fails here rather than at the first connection.
+    static: list[Extension] = [*auth_extensions(settings, hooks), LimitsExtension(limits)]
+    if hooks is not None:
+        static.append(from_hooks(hooks))
+    static += [
+        *extensions,
+        AuditExtension(),
+        MetricsExtension(metrics, lambda: app.state.ysync),
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         # Our own app, not the argument: mounted in a host, the host's lifespan
         # calls this with the host app.
         the_store = store if store is not None else await open_store(settings.store)
-        describe = getattr(the_store, "describe", None)
-        log.info("store: %s", describe() if describe else type(the_store).__name__)
-        if not getattr(the_store, "durable", True):
+        log.info("store: %s", the_store.describe())
+        if not the_store.durable:
             log.warning("store is in memory: every document is lost when this process exits")
         update_log = GroupCommit(
             the_store,
@@ -141,45 +163,55 @@ def create_app(
             compact_after=settings.compact_after_updates,
         )
         bus = await _open_bus(settings)
-        registry = RoomRegistry(
-            the_store,
-            update_log,
+        replicator = Replicator(
             bus,
-            hooks,
-            unload_grace=settings.unload_grace,
-            awareness_timeout=settings.awareness_timeout,
-            write_refusal=update_log.refusal,
             anti_entropy_interval=settings.anti_entropy_interval,
             liveness_interval=min(5.0, settings.node_ttl / 3),
         )
+        node_extensions = Extensions([*static, replicator])
+        registry = RoomRegistry(
+            the_store,
+            update_log,
+            node_extensions,
+            config=RoomConfig(
+                awareness_timeout=settings.awareness_timeout,
+                max_document_bytes=limits.max_document_bytes,
+            ),
+            unload_grace=settings.unload_grace,
+        )
         endpoint = WebSocketEndpoint(
             registry,
-            hooks,
+            node_extensions,
             send_queue_frames=settings.send_queue_frames,
             send_queue_bytes=settings.send_queue_bytes,
-            authenticator=authenticator,
-            limits=limits,
             auth_timeout=settings.auth_timeout,
             token_expiry_grace=settings.token_expiry_grace,
+            max_rooms=limits.max_rooms,
+            max_clients_per_room=limits.max_clients_per_room,
         )
-        log.info("authentication: %s", authenticator.description)
-        metrics = Metrics()
+        log.info("authentication: %s", node_extensions.describe_auth())
         update_log.on_commit = metrics.observe_commit
-        endpoint.metrics = metrics
-        node = Node(settings, the_store, update_log, registry, endpoint, bus, metrics)
+        node = Node(
+            settings,
+            the_store,
+            update_log,
+            registry,
+            endpoint,
+            bus,
+            replicator,
+            metrics,
+            node_extensions,
+        )
+        app.state.ysync = node
         try:
             async with asyncio.TaskGroup() as tasks:
                 background = [
                     tasks.create_task(update_log.run(), name="group commit"),
                     tasks.create_task(registry.sweep_awareness(), name="awareness expiry"),
-                    tasks.create_task(registry.replicator.run(), name="anti-entropy"),
-                    tasks.create_task(metrics.run(node), name="metrics"),
                     tasks.create_task(endpoint.keep_alive(), name="keep-alive"),
                 ]
-                if isinstance(bus, RedisBus):
-                    bus.on_reconnect = registry.replicator.resync_all
-                    background.append(tasks.create_task(bus.run(), name="redis"))
-                app.state.ysync = node
+                for name, run in node_extensions.background():
+                    background.append(tasks.create_task(run(), name=name))
                 drain = Drain(
                     node,
                     drain_seconds=settings.drain_seconds,
@@ -210,10 +242,11 @@ def create_app(
             log.info("stopped; all accepted updates committed")
 
     prefix = settings.path_prefix
+    routes = [*http_api.routes, *(route for ext in static for route in ext.routes())]
     app = Starlette(
-        routes=http_api.routes,
+        routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_api.http_error},
+        exception_handlers=http_api.exception_handlers,
     )
     app.state.ysync = None
     app.router.routes.append(WebSocketRoute(prefix + "{room:path}", _LateBoundEndpoint(app)))

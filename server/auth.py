@@ -16,13 +16,15 @@ parameter (what browsers can send), or, when neither is there, a y-websocket
 auth message sent as the connection's first frame:
 `varUint(2) varUint(0) varString(token)`.
 
-Who authenticates (`authenticator_for`): the host app's `Hooks.authenticate`
-when it overrides it, otherwise JWT when `settings.auth == "jwt"`, otherwise
-nobody (every client is an anonymous editor).
+Who authenticates: the host app's `Hooks.authenticate` when it overrides it
+(its extension runs first and always decides), otherwise `JwtAuthenticator`
+(an extension) when `settings.auth == "jwt"`, otherwise nobody (every client is
+an anonymous editor).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -34,20 +36,18 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from ysync.rooms.hooks import ConnectionRequest, Hooks, Identity, Refused, Role
+from ysync.rooms.extensions import Extension, Extensions
+from ysync.rooms.hooks import ConnectionRequest, Hooks, Identity, Role
+from ysync.rooms.vocabulary import CloseCode, Refused
+from ysync.server import permissions
 from ysync.server.permissions import (
     ClaimsError,
     NoAccess,
     identity_from_claims,
-    parse_grants,
-    role_for,
 )
 from ysync.server.settings import Settings
 
 log = logging.getLogger("ysync.auth")
-
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_FORBIDDEN = 4403
 
 MAX_TOKEN_BYTES = 16 * 1024  # far above any real JWT; refused before parsing
 _JWKS_RELOAD_INTERVAL = 1.0  # seconds between re-reads of the JWKS file for unknown kids
@@ -217,9 +217,10 @@ def _load_public_key(path: Path) -> tuple[Any, str]:
     raise ValueError(f"--jwt-public-key {path}: only RSA and EC (P-256/384/521) keys are supported")
 
 
-class JwtAuthenticator:
-    """`Hooks.authenticate` for --auth jwt: the token decides who connects and its role."""
+class JwtAuthenticator(Extension):
+    """The extension behind --auth jwt: the token decides who connects and its role."""
 
+    priority = 1000
     accepts_auth_message = True
 
     def __init__(self, verifier: JwtVerifier) -> None:
@@ -233,7 +234,7 @@ class JwtAuthenticator:
         token = request.token
         if token is None:
             raise Refused(
-                CLOSE_UNAUTHORIZED,
+                CloseCode.UNAUTHORIZED,
                 "token missing: send ?token=, Authorization: Bearer, or an auth message",
             )
         try:
@@ -242,101 +243,77 @@ class JwtAuthenticator:
             expires_at = float(exp) + self.verifier.leeway
             return identity_from_claims(claims, request.room, expires_at=expires_at)
         except InvalidToken as exc:
-            raise Refused(CLOSE_UNAUTHORIZED, f"invalid token: {exc.reason}") from None
+            raise Refused(CloseCode.UNAUTHORIZED, f"invalid token: {exc.reason}") from None
         except ClaimsError as exc:
-            raise Refused(CLOSE_UNAUTHORIZED, f"invalid token: {exc}") from None
+            raise Refused(CloseCode.UNAUTHORIZED, f"invalid token: {exc}") from None
         except NoAccess as exc:
-            raise Refused(CLOSE_FORBIDDEN, str(exc)) from None
+            raise Refused(CloseCode.FORBIDDEN, str(exc)) from None
 
 
-class Authenticator:
-    """What the transport calls per connection (see `authenticator_for`)."""
-
-    def __init__(self, source: Hooks | JwtAuthenticator, description: str) -> None:
-        self.source = source
-        self.authenticate = source.authenticate
-        self.accepts_auth_message = bool(getattr(source, "accepts_auth_message", False))
-        self.description = description
-        self.enabled = description != "off"
-
-
-def authenticator_for(settings: Settings, hooks: Hooks) -> Authenticator:
-    """The host's `authenticate` hook if it overrides it; else JWT if --auth jwt; else off.
-
-    Raises ValueError (naming the setting) when the JWT key cannot be used.
-    """
-    if type(hooks).authenticate is not Hooks.authenticate:
-        if settings.auth == "jwt":
-            log.info("the host app's authenticate hook is used instead of --auth jwt")
-        return Authenticator(hooks, "the host app's authenticate hook")
-    if settings.auth == "jwt":
-        return Authenticator(JwtAuthenticator.from_settings(settings), "jwt")
-    return Authenticator(hooks, "off")
+def auth_extensions(settings: Settings, hooks: Hooks | None = None) -> list[Extension]:
+    """JWT with --auth jwt, unless the host's own `authenticate` hook replaces it
+    (`ysync.rooms.extensions.from_hooks` runs that one). Raises ValueError
+    (naming the setting) when the JWT key cannot be used."""
+    if settings.auth != "jwt":
+        return []
+    if hooks is not None and hooks.authenticates:
+        log.info("the host app's authenticate hook is used instead of --auth jwt")
+        return []
+    return [JwtAuthenticator.from_settings(settings)]
 
 
 # -- the HTTP API ------------------------------------------------------------------------
 
-ALL_ROOMS = "*"  # the room a node-wide API endpoint is about
+ALL_ROOMS = permissions.ALL_ROOMS  # the room a node-wide API endpoint is about
 
 
-class ApiRefused(Exception):
-    """The HTTP API refuses the request: `status` is 401 (no or bad token) or 403."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-async def authorize_api(authenticator: Authenticator, request: ConnectionRequest) -> Identity:
+async def authorize_api(
+    extensions: Extensions, request: ConnectionRequest, needs: Role = Role.OWNER
+) -> Identity:
     """Who calls the HTTP API (`/api/...`) about `request.room`: a room's name, or
-    `ALL_ROOMS` for node-wide endpoints. Raises `ApiRefused`.
+    `ALL_ROOMS` for node-wide endpoints; raises `Refused` (401 or 403) unless the
+    caller's role there is at least `needs`.
 
-    Auth off: everyone (an anonymous identity), as for WebSocket connections.
-    `--auth jwt`: an `Authorization: Bearer` token whose `rooms` claim maps `"*"`
-    to `"owner"` may use every endpoint; a room's endpoint also accepts a token
-    that makes its holder owner of that room (the most specific match, as for
-    connections). A host's `authenticate` hook is asked with the room (`"*"` for
-    node-wide endpoints) and must return the owner role. Tokens in the query
-    string are not read: URLs end up in logs.
+    Auth off: everyone may do everything, as over WebSocket. Otherwise the
+    extensions authenticate the request as they do connections, with two
+    differences: only the `Authorization: Bearer` header is read (tokens in
+    query strings end up in logs), and with --auth jwt a node-wide endpoint
+    needs a token whose `rooms` claim maps exactly `"*"` to the role.
     """
-    if not authenticator.enabled:
-        return Identity()
-    request = ConnectionRequest(request.room, {}, request.headers, request.client)
-    source = authenticator.source
-    if isinstance(source, JwtAuthenticator):
-        return _authorize_jwt(source.verifier, request)
+    if not extensions.authenticates:
+        return Identity(role=Role.OWNER)
+    headers_only = ConnectionRequest(request.room, {}, request.headers, request.client)
+    identity = await _api_identity(extensions, headers_only)
+    if _has(identity, needs):
+        return identity
+    if request.room != ALL_ROOMS:  # a node-wide grant covers every room
+        node_wide = dataclasses.replace(headers_only, room=ALL_ROOMS)
+        identity = await _api_identity(extensions, node_wide)
+        if _has(identity, needs):
+            return identity
+    raise Refused(CloseCode.FORBIDDEN, _needs_role(request.room, needs))
+
+
+async def _api_identity(extensions: Extensions, request: ConnectionRequest) -> Identity | None:
+    """The caller's identity in `request.room`; None if it has no access there.
+    Raises `Refused` (401) for a missing or invalid token."""
     try:
-        identity = await authenticator.authenticate(request)
+        return await extensions.authenticate(request)
     except Refused as exc:
-        raise ApiRefused(401 if exc.code == CLOSE_UNAUTHORIZED else 403, exc.reason) from None
-    if identity.role is not Role.OWNER or identity.read_only:
-        raise ApiRefused(403, _needs_owner(request.room))
-    return identity
+        if exc.code != CloseCode.UNAUTHORIZED:
+            return None
+        if request.token is None:
+            raise Refused(
+                CloseCode.UNAUTHORIZED, "token missing: send Authorization: Bearer <token>"
+            ) from None
+        raise
 
 
-def _authorize_jwt(verifier: JwtVerifier, request: ConnectionRequest) -> Identity:
-    token = request.token
-    if token is None:
-        raise ApiRefused(401, "token missing: send Authorization: Bearer <token>")
-    try:
-        claims = verifier.verify(token)
-        grants = parse_grants(claims.get("rooms"))
-    except InvalidToken as exc:
-        raise ApiRefused(401, f"invalid token: {exc.reason}") from None
-    except ClaimsError as exc:
-        raise ApiRefused(401, f"invalid token: {exc}") from None
-    owns_all = any(grant.pattern == ALL_ROOMS and grant.role is Role.OWNER for grant in grants)
-    owns_room = request.room != ALL_ROOMS and role_for(grants, request.room) is Role.OWNER
-    if not (owns_all or owns_room):
-        raise ApiRefused(403, _needs_owner(request.room))
-    name = claims.get("name")
-    return Identity(
-        user_id=str(claims["sub"]), name=name if isinstance(name, str) else None, role=Role.OWNER
-    )
+def _has(identity: Identity | None, needs: Role) -> bool:
+    return identity is not None and not identity.read_only and identity.role.rank >= needs.rank
 
 
-def _needs_owner(room: str) -> str:
+def _needs_role(room: str, role: Role) -> str:
     if room == ALL_ROOMS:
-        return 'the HTTP API needs a token granting "owner" on "*" (every room)'
-    return 'the HTTP API needs a token granting "owner" on this room or on "*"'
+        return f'the HTTP API needs a token granting "{role.value}" on "*" (every room)'
+    return f'the HTTP API needs a token granting "{role.value}" on this room or on "*"'

@@ -36,13 +36,14 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ysync.rooms.vocabulary import CloseCode, Refusal
+
 if TYPE_CHECKING:
     from ysync.server.app import Node
 
 log = logging.getLogger("ysync.server")
 
-CLOSE_SERVICE_RESTART = 1012
-RESTART_REASON = "server restarting"
+RESTART = Refusal(CloseCode.SERVICE_RESTART, "server restarting")
 # Seconds for clients to answer our close frames (one round trip); uvicorn drops
 # the connections still open afterwards.
 CLOSE_WAIT = 5.0
@@ -134,7 +135,7 @@ class Drain:
                     await self._skip.wait()
             except TimeoutError:
                 pass
-        closed = node.endpoint.close_all(CLOSE_SERVICE_RESTART, RESTART_REASON)
+        closed = node.endpoint.close_all(RESTART)
         wait = max(0.0, min(CLOSE_WAIT, deadline - time.monotonic()))
         if not await node.endpoint.wait_closed(wait):
             log.warning(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -21,18 +21,18 @@ from starlette.routing import Route
 from ysync import __version__
 from ysync.rooms.hooks import ConnectionRequest
 from ysync.rooms.room import Room
+from ysync.rooms.vocabulary import CloseCode, Refused
 from ysync.server import audit
-from ysync.server.auth import ALL_ROOMS, ApiRefused, authorize_api
-from ysync.server.transport import WebSocketPeer
+from ysync.server.auth import ALL_ROOMS, authorize_api
 
 if TYPE_CHECKING:
     from ysync.server.app import Node
 
 
 def _node(request: Request) -> Node:
-    node: Node | None = getattr(request.app.state, "ysync", None)
+    node: Node | None = request.app.state.ysync
     if node is None:
-        raise HTTPException(503, "ysync is not started: run the app's lifespan")
+        raise Refused(CloseCode.SERVICE_RESTART, "ysync is not started: run the app's lifespan")
     return node
 
 
@@ -43,7 +43,7 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """Ready for new clients: started, not draining, store writes succeeding."""
-    node = getattr(request.app.state, "ysync", None)
+    node: Node | None = request.app.state.ysync
     problems = ["not started"] if node is None else node.readiness_problems()
     body = {"ready": not problems, "problems": problems}
     return JSONResponse(body, status_code=200 if not problems else 503)
@@ -54,20 +54,12 @@ async def _authorize(request: Request, node: Node, room: str) -> None:
     headers = {k.lower(): v for k, v in request.headers.items()}
     client = f"{request.client.host}:{request.client.port}" if request.client else None
     try:
-        await authorize_api(
-            node.endpoint.authenticator, ConnectionRequest(room, {}, headers, client)
+        await authorize_api(node.extensions, ConnectionRequest(room, {}, headers, client))
+    except Refused as exc:
+        audit.record_refusal(
+            exc.refusal, subject=None, room=room, client=client, api=request.url.path
         )
-    except ApiRefused as exc:
-        audit.record(
-            "auth_failed" if exc.status == 401 else "access_denied",
-            subject=None,
-            room=room,
-            client=client,
-            reason=exc.reason,
-            api=request.url.path,
-        )
-        extra = {"WWW-Authenticate": 'Bearer realm="ysync"'} if exc.status == 401 else None
-        raise HTTPException(exc.status, exc.reason, headers=extra) from None
+        raise
 
 
 def _room_summary(node: Node, room: Room, pending: dict[str, int]) -> dict[str, Any]:
@@ -91,7 +83,6 @@ async def list_rooms(request: Request) -> Response:
     pending = node.update_log.pending_bytes_by_room()
     rooms = [_room_summary(node, room, pending) for room in node.registry.rooms.values()]
     problems = node.readiness_problems()
-    connected = getattr(node.bus, "connected", None)
     now = time.time()
     about = {
         "id": node.bus.node_id,
@@ -104,7 +95,9 @@ async def list_rooms(request: Request) -> Response:
         "draining": node.draining,
         "store_healthy": node.update_log.healthy,
         "pending_bytes": node.update_log.pending_bytes,
-        "redis": None if connected is None else ("connected" if connected else "disconnected"),
+        "store": node.store.describe(),
+        "bus": node.bus.describe(),
+        "redis": _redis_state(node),
         "loading": node.registry.loading,
     }
     return JSONResponse({"node": about, "rooms": rooms, "connections": node.endpoint.connections})
@@ -127,47 +120,53 @@ async def room_detail(request: Request) -> Response:
         body["other_nodes"] = None
     now = time.time()
     connections = []
-    for peer, state in room.peers.items():
-        if not isinstance(peer, WebSocketPeer):
-            continue
-        frames, queued = peer.queued
-        identity = peer.identity
+    for session in node.endpoint.sessions(name):
+        connection = session.connection
+        frames, queued = connection.sender.queued
+        identity = connection.identity
+        state = room.peers[session]
         connections.append(
             {
-                "id": peer.connection_id,
+                "id": connection.id,
                 "user": identity.user_id,
                 "name": identity.name,
                 "role": identity.role.value,
                 "read_only": state.read_only,
-                "client": peer.client,
-                "connected_at": peer.connected_at,
-                "connected_seconds": round(now - peer.connected_at, 3),
+                "client": connection.client,
+                "connected_at": connection.connected_at,
+                "connected_seconds": round(now - connection.connected_at, 3),
                 "synced": state.synced,
-                "direct_send": peer.direct,
+                "direct_send": connection.sender.direct,
                 "queued_frames": frames,
                 "queued_bytes": queued,
-                "closing": peer.closing,
+                "closing": connection.closing,
             }
         )
-    connections.sort(key=lambda c: c["id"])
     body["connections"] = connections
     return JSONResponse(body)
 
 
-async def metrics(request: Request) -> Response:
-    """Prometheus exposition of this node (all workers' with --workers N)."""
-    body, content_type = _node(request).metrics.render()
-    return Response(body, media_type=content_type)
+def _redis_state(node: Node) -> str | None:
+    """ "connected"/"disconnected" with a Redis bus; None on a single node."""
+    if node.bus.alone:
+        return None
+    return "connected" if node.bus.health() is None else "disconnected"
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's HTTP errors (404, 405, ...) as JSON instead of plain text."""
-    status = getattr(exc, "status_code", 500)
-    return JSONResponse(
-        {"error": getattr(exc, "detail", "internal error")},
-        status_code=status,
-        headers=getattr(exc, "headers", None),
-    )
+    exc = cast(HTTPException, exc)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def refused(request: Request, exc: Exception) -> Response:
+    """A `Refused` raised by an endpoint: its refusal as the JSON body and status."""
+    refusal = cast(Refused, exc).refusal
+    headers = {"WWW-Authenticate": 'Bearer realm="ysync"'} if refusal.http_status == 401 else None
+    return JSONResponse(refusal.as_json(), status_code=refusal.http_status, headers=headers)
+
+
+exception_handlers = {HTTPException: http_error, Refused: refused}
 
 
 routes = [
@@ -175,5 +174,4 @@ routes = [
     Route("/readyz", readyz),
     Route("/api/rooms", list_rooms),
     Route("/api/rooms/{room:path}", room_detail),
-    Route("/metrics", metrics),
 ]

@@ -15,6 +15,9 @@ untouched:
 | Origin not allowed (allowed_origins)        | 4403       |
 
 All checks are O(1) per message or per connection; no timers, no tasks.
+`LimitsExtension` applies the per-address, Origin, message-size and rate
+limits; the capacity limits are the endpoint's admission
+(`ysync.server.admission`) and the document size is the room's (`RoomConfig`).
 """
 
 from __future__ import annotations
@@ -25,12 +28,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ysync.rooms.extensions import Extension, MessageGate
+from ysync.rooms.hooks import ConnectionRequest, Identity
+from ysync.rooms.vocabulary import CloseCode, Refusal, Refused
 from ysync.server.settings import Settings
-
-CLOSE_FORBIDDEN = 4403
-CLOSE_TOO_LARGE = 4413
-CLOSE_OVER_CAPACITY = 4503
-CLOSE_RATE_LIMITED = 4529
 
 _MAX_TRACKED_ADDRESSES = 100_000  # bounds the per-address table whatever the traffic
 
@@ -76,12 +77,18 @@ class ConnectionRate:
             else None
         )
 
-    def exceeded(self, size: int, now: float) -> str | None:
-        """Account for one message of `size` bytes; the close reason if over budget."""
+    def exceeded(self, size: int, now: float) -> Refusal | None:
+        """Account for one message of `size` bytes; the refusal if over budget."""
         if self._messages is not None and not self._messages.take(1, now):
-            return f"rate limited: over {self._messages.rate:g} messages/s (rate_messages)"
+            return Refusal(
+                CloseCode.RATE_LIMITED,
+                f"rate limited: over {self._messages.rate:g} messages/s (rate_messages)",
+            )
         if self._bytes is not None and not self._bytes.take(size, now):
-            return f"rate limited: over {self._bytes.rate:g} bytes/s (rate_bytes)"
+            return Refusal(
+                CloseCode.RATE_LIMITED,
+                f"rate limited: over {self._bytes.rate:g} bytes/s (rate_bytes)",
+            )
         return None
 
 
@@ -98,8 +105,8 @@ class AddressThrottle:
         self._buckets: dict[str, TokenBucket] = {}
         self._banned: dict[str, float] = {}  # address -> monotonic time the ban ends
 
-    def admit(self, address: str | None, now: float | None = None) -> str | None:
-        """Count one attempt from `address` (an IP, no port); the close reason if refused."""
+    def admit(self, address: str | None, now: float | None = None) -> Refusal | None:
+        """Count one attempt from `address` (an IP, no port); the refusal if over the limit."""
         if not self.per_minute or address is None:
             return None
         now = time.monotonic() if now is None else now
@@ -107,7 +114,10 @@ class AddressThrottle:
         until = self._banned.get(key)
         if until is not None:
             if now < until:
-                return f"too many connection attempts: address banned for {self.ban_seconds:g} s"
+                return Refusal(
+                    CloseCode.RATE_LIMITED,
+                    f"too many connection attempts: address banned for {self.ban_seconds:g} s",
+                )
             del self._banned[key]
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -120,9 +130,10 @@ class AddressThrottle:
         self._banned[key] = now + self.ban_seconds
         if len(self._banned) > _MAX_TRACKED_ADDRESSES:
             self._prune(now)
-        return (
+        return Refusal(
+            CloseCode.RATE_LIMITED,
             f"too many connection attempts: over {self.per_minute} a minute "
-            f"(ip_connections_per_minute), banned for {self.ban_seconds:g} s"
+            f"(ip_connections_per_minute), banned for {self.ban_seconds:g} s",
         )
 
     def _prune(self, now: float) -> None:
@@ -208,7 +219,7 @@ class Limits:
             ip_connections_per_minute=0,
         )
 
-    def origin_refusal(self, headers: Mapping[str, str]) -> str | None:
+    def origin_refusal(self, headers: Mapping[str, str]) -> Refusal | None:
         """Why a browser connection's Origin is not allowed, or None.
 
         Clients that send no Origin (servers, bots, native apps) are not browsers
@@ -228,12 +239,55 @@ class Limits:
                 host = normalized[len(scheme) : len(normalized) - len(suffix)]
                 if host and "/" not in host and "@" not in host:
                     return None
-        return f"origin {origin[:60]!r} not allowed (allowed_origins)"
+        return Refusal(CloseCode.FORBIDDEN, f"origin {origin[:60]!r} not allowed (allowed_origins)")
 
-    def message_refusal(self, size: int) -> str | None:
+    def message_refusal(self, size: int) -> Refusal | None:
         if size > self.max_message_bytes:
-            return (
+            return Refusal(
+                CloseCode.TOO_LARGE,
                 f"message too large: {size} bytes, over the {self.max_message_bytes}-byte "
-                "limit (max_message_bytes)"
+                "limit (max_message_bytes)",
             )
+        return None
+
+
+class LimitsExtension(Extension):
+    """Per-address throttle and Origin list at connect; message size and rate per frame."""
+
+    priority = 900  # before authentication: a banned address costs no token check
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.throttle = AddressThrottle(limits.ip_connections_per_minute, limits.ip_ban_seconds)
+
+    async def on_connect(self, request: ConnectionRequest) -> None:
+        address = request.client.rpartition(":")[0] if request.client else None
+        refusal = self.throttle.admit(address) or self.limits.origin_refusal(request.headers)
+        if refusal is not None:
+            raise Refused(refusal)
+
+    def message_gate(self, request: ConnectionRequest, identity: Identity) -> MessageGate:
+        return FrameLimits(self.limits)
+
+
+class FrameLimits:
+    """One connection's per-frame check: message size, then its rate budget."""
+
+    __slots__ = ("limits", "max_bytes", "rate")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.max_bytes = limits.max_message_bytes
+        self.rate = (
+            ConnectionRate(limits, time.monotonic())
+            if limits.rate_messages or limits.rate_bytes
+            else None
+        )
+
+    def __call__(self, frame: bytes) -> Refusal | None:
+        size = len(frame)
+        if size > self.max_bytes:
+            return self.limits.message_refusal(size)
+        if self.rate is not None:
+            return self.rate.exceeded(size, time.monotonic())
         return None

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,40 +26,33 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ysync.rooms.extensions import Background, Extension
+from ysync.rooms.vocabulary import FrameKind
 
 if TYPE_CHECKING:
     from ysync.server.app import Node
 
-MESSAGE_TYPES = (
-    "sync_step1",
-    "sync_step2",
-    "update",
-    "awareness",
-    "query_awareness",
-    "auth",
-    "other",
-)
 
-
-def message_type(frame: bytes) -> int:
-    """Index into MESSAGE_TYPES from a frame's first bytes, without decoding it."""
-    if not frame:
-        return 6
-    kind = frame[0]
-    if kind == 0:
-        return (0, 1, 2)[frame[1]] if len(frame) > 1 and frame[1] < 3 else 6
-    return {1: 3, 3: 4, 2: 5}.get(kind, 6)
+def _no_observer(seconds: float) -> None:
+    pass
 
 
 @dataclass(slots=True)
 class TransportStats:
-    """Plain counters the transport bumps per frame (cheap on the hot path)."""
+    """Plain counters the transport bumps per frame (cheap on the hot path);
+    `received[kind]` is indexed by `FrameKind`."""
 
-    received: list[int] = field(default_factory=lambda: [0] * len(MESSAGE_TYPES))
-    received_bytes: list[int] = field(default_factory=lambda: [0] * len(MESSAGE_TYPES))
+    received: list[int] = field(default_factory=lambda: [0] * len(FrameKind))
+    received_bytes: list[int] = field(default_factory=lambda: [0] * len(FrameKind))
     sent_frames: int = 0
     sent_bytes: int = 0
     closes: dict[int, int] = field(default_factory=dict)  # close code we sent -> count
+    # Time to decode, apply and fan out one client message (set by the metrics).
+    observe_handling: Callable[[float], None] = _no_observer
 
 
 def _multiprocess() -> bool:
@@ -185,14 +179,14 @@ class Metrics:
         self.idle_rooms.set(sum(1 for room in rooms if room.is_empty))
         self.awareness.set(sum(len(room.awareness) for room in rooms))
         self.pending.set(node.update_log.pending_bytes)
-        connected = getattr(node.bus, "connected", None)
-        self.redis_up.set(1 if connected in (None, True) else 0)
-        self._fold("reconnects", getattr(node.bus, "reconnects", 0), self.redis_reconnects)
-        self._fold("resyncs", node.registry.replicator.resyncs, self.resyncs)
+        self.redis_up.set(1 if node.bus.health() is None else 0)
+        self._fold("reconnects", node.bus.reconnects, self.redis_reconnects)
+        self._fold("resyncs", node.replicator.resyncs, self.resyncs)
         stats = node.endpoint.stats
-        for i, name in enumerate(MESSAGE_TYPES):
-            self._fold(f"in:{name}", stats.received[i], self.received.labels(name))
-            self._fold(f"inb:{name}", stats.received_bytes[i], self.received_bytes.labels(name))
+        for kind in FrameKind:
+            name = kind.label
+            self._fold(f"in:{name}", stats.received[kind], self.received.labels(name))
+            self._fold(f"inb:{name}", stats.received_bytes[kind], self.received_bytes.labels(name))
         self._fold("out", stats.sent_frames, self.sent)
         self._fold("outb", stats.sent_bytes, self.sent_bytes)
         for code, count in stats.closes.items():
@@ -211,3 +205,30 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class MetricsExtension(Extension):
+    """Serves `/metrics` and keeps the metrics fresh from the node's counters."""
+
+    priority = 0
+
+    def __init__(self, metrics: Metrics, node: Callable[[], Node | None]) -> None:
+        self.metrics = metrics
+        self._node = node
+
+    def routes(self) -> Sequence[Any]:
+        return (Route("/metrics", self.serve),)
+
+    def background(self) -> Sequence[Background]:
+        return (("metrics", self._refresh),)
+
+    async def serve(self, request: Request) -> Response:
+        """Prometheus exposition of this node (all workers' with --workers N)."""
+        body, content_type = self.metrics.render()
+        return Response(body, media_type=content_type)
+
+    async def _refresh(self) -> None:
+        node = self._node()
+        if node is not None:
+            node.endpoint.stats.observe_handling = self.metrics.handling.observe
+            await self.metrics.run(node)

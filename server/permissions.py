@@ -30,6 +30,7 @@ from typing import Any
 from ysync.rooms.hooks import Identity, Role
 
 _ROLES = {role.value: role for role in Role}
+ALL_ROOMS = "*"  # as a room name: the whole node (node-wide HTTP API endpoints)
 
 
 class ClaimsError(ValueError):
@@ -103,6 +104,12 @@ def role_for(grants: list[_Grant], room: str) -> Role | None:
     return None if best is None else best.role
 
 
+def exact_role(grants: list[_Grant], pattern: str) -> Role | None:
+    """The least powerful role granted on exactly `pattern`."""
+    roles = [grant.role for grant in grants if grant.pattern == pattern]
+    return min(roles, key=lambda role: role.rank) if roles else None
+
+
 def _more_specific(a: _Grant, b: _Grant) -> bool:
     if a.exact != b.exact:
         return a.exact
@@ -121,7 +128,9 @@ def identity_from_claims(
     name = claims.get("name")
     if name is not None and not isinstance(name, str):
         raise ClaimsError("claim 'name' must be a string")
-    role = role_for(parse_grants(claims.get("rooms")), room)
+    grants = parse_grants(claims.get("rooms"))
+    # "*" as a room is the whole node (HTTP API): only a grant of exactly "*" covers it.
+    role = role_for(grants, room) if room != ALL_ROOMS else exact_role(grants, ALL_ROOMS)
     if role is None:
         raise NoAccess(f"token of {sub[:40]!r} grants no access to this room")
     return Identity(user_id=sub, name=name, role=role, expires_at=expires_at)

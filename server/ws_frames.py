@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from websockets.frames import apply_mask  # C speedup when available
 
+from ysync.rooms.vocabulary import CloseCode, may_be_sent
+
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _DATA = (TEXT, BINARY)
 _CONTROL = (CLOSE, PING, PONG)
 
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_INVALID_DATA = 1007
-CLOSE_TOO_LARGE = 1009
+CLOSE_PROTOCOL_ERROR = CloseCode.PROTOCOL_ERROR
+CLOSE_INVALID_DATA = CloseCode.INVALID_DATA
+CLOSE_TOO_LARGE = CloseCode.MESSAGE_TOO_BIG
 
 
 class FrameError(Exception):
@@ -43,12 +45,11 @@ def frame_header(opcode: int, length: int) -> bytes:
 def parse_close(payload: bytes) -> tuple[int, str]:
     """The code and reason of a close frame's payload (1005: none given)."""
     if not payload:
-        return 1005, ""
+        return CloseCode.NO_STATUS, ""
     if len(payload) == 1:
         raise FrameError(CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte payload")
     code = int.from_bytes(payload[:2], "big")
-    # RFC 6455 7.4 and IANA's registry (1012-1014); 1004-1006 and 1015 are never sent.
-    if not ((1000 <= code <= 1014 and code not in (1004, 1005, 1006)) or 3000 <= code <= 4999):
+    if not may_be_sent(code):
         raise FrameError(CLOSE_PROTOCOL_ERROR, f"invalid close code {code}")
     try:
         reason = payload[2:].decode("utf-8")

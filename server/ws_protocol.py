@@ -27,6 +27,7 @@ from urllib.parse import unquote
 
 import orjson
 
+from ysync.rooms.vocabulary import CloseCode
 from ysync.server import ws_frames
 from ysync.server.ws_frames import BINARY, CLOSE, PING, PONG, TEXT, FrameError, FrameReader
 
@@ -156,7 +157,9 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
         if on_close is not None:
             on_close()
         elif self._asgi is not None:
-            self._asgi.disconnected(1005 if self.handshake_complete else 1006)
+            self._asgi.disconnected(
+                CloseCode.NO_STATUS if self.handshake_complete else CloseCode.ABNORMAL
+            )
 
     def data_received(self, data: bytes) -> None:
         if not self.handshake_complete:
@@ -266,7 +269,7 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
         if not self.handshake_complete:
             self.transport.close()
         elif not self.close_sent:
-            self.send_close(1012, "server restarting")
+            self.send_close(CloseCode.SERVICE_RESTART, "server restarting")
 
     # -- internals -------------------------------------------------------------------------
 
@@ -285,7 +288,7 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
         if not self.close_sent:
             # Echo the client's code (RFC 6455 5.5.1), then hang up.
             self.close_sent = True
-            echo = b"" if code == 1005 else payload[:2]
+            echo = b"" if code == CloseCode.NO_STATUS else payload[:2]
             self.transport.write(ws_frames.frame_header(CLOSE, len(echo)) + echo)
         if self._asgi is not None:
             self._asgi.disconnected(code)
@@ -424,7 +427,7 @@ class _AsgiSide:
             if not protocol.handshake_complete:
                 protocol._refuse(_http_error(500, "Internal Server Error", "internal error"))
             else:
-                protocol.send_close(1011, "internal error")
+                protocol.send_close(CloseCode.INTERNAL_ERROR, "internal error")
             return
         if protocol._on_message is not None or protocol.disconnected:
             return  # attached: the connection lives on in its callbacks
@@ -432,7 +435,7 @@ class _AsgiSide:
             log.error("WebSocket app returned without accepting or refusing")
             protocol._refuse(_http_error(500, "Internal Server Error", "internal error"))
         elif not protocol.close_sent:
-            protocol.send_close(1000, "")
+            protocol.send_close(CloseCode.NORMAL, "")
 
     async def receive(self) -> dict[str, Any]:
         while not self.queue:
@@ -458,7 +461,7 @@ class _AsgiSide:
                     protocol.data_received(early)
             elif kind == "websocket.close":
                 protocol._refuse(_http_error(403, "Forbidden", message.get("reason") or "refused"))
-                self.disconnected(1006)
+                self.disconnected(CloseCode.ABNORMAL)
             else:
                 raise RuntimeError(f"expected websocket.accept or websocket.close, got {kind!r}")
             return
@@ -472,6 +475,6 @@ class _AsgiSide:
             else:
                 protocol.write(ws_frames.frame_header(BINARY, len(data)) + data)
         elif kind == "websocket.close":
-            protocol.send_close(message.get("code", 1000), message.get("reason") or "")
+            protocol.send_close(message.get("code", CloseCode.NORMAL), message.get("reason") or "")
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} on an open WebSocket")

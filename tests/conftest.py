@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # tests/servers.py, tests/jsclient.py
-
-from jsclient import JS_DIR, ensure_node_modules
-from servers import YsyncProcess
+from support.jsclient import JS_DIR, ensure_node_modules
+from support.servers import YsyncProcess
 
 
 @pytest.fixture(scope="module")

@@ -12,23 +12,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import authtokens as tk
 import jwt
 import pytest
-from aio import run
 from pycrdt import Text
-from servers import YsyncProcess
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from ysync.clients import connect, room_url
 from ysync.rooms import codec
+from ysync.rooms.extensions import Extensions, from_hooks
 from ysync.rooms.hooks import ConnectionRequest, Hooks, Identity, Refused, Role
 from ysync.server.auth import (
     InvalidToken,
     JwtAuthenticator,
     JwtVerifier,
-    authenticator_for,
+    auth_extensions,
 )
 from ysync.server.permissions import (
     ClaimsError,
@@ -39,6 +37,10 @@ from ysync.server.permissions import (
     role_for,
 )
 from ysync.server.settings import Settings
+
+from support import authtokens as tk
+from support.aio import run
+from support.servers import YsyncProcess
 
 
 async def until_closed(
@@ -357,13 +359,16 @@ class OwnAuthHooks(Hooks):
 def test_host_hooks_decide_who_authenticates() -> None:
     jwt_settings = Settings(auth="jwt", jwt_secret=tk.SECRET)
     # Hooks that do not override authenticate: --auth jwt still protects the rooms.
-    chosen = authenticator_for(jwt_settings, LoadOnlyHooks())
-    assert chosen.description == "jwt" and chosen.accepts_auth_message
+    load_only = LoadOnlyHooks()
+    chosen = Extensions([*auth_extensions(jwt_settings, load_only), from_hooks(load_only)])
+    assert chosen.describe_auth() == "JwtAuthenticator" and chosen.accepts_auth_message
     # A host's own authenticate hook wins (it may call JwtAuthenticator itself).
     own = OwnAuthHooks()
-    chosen = authenticator_for(jwt_settings, own)
-    assert chosen.authenticate == own.authenticate and not chosen.accepts_auth_message
-    assert authenticator_for(Settings(), Hooks()).description == "off"
+    assert auth_extensions(jwt_settings, own) == []
+    chosen = Extensions([from_hooks(own)])
+    assert run(chosen.authenticate(ConnectionRequest("r"))) == Identity(user_id="host")
+    assert not chosen.accepts_auth_message
+    assert not Extensions([*auth_extensions(Settings()), from_hooks(Hooks())]).authenticates
 
 
 # -- over real sockets -------------------------------------------------------------------

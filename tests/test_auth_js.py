@@ -6,13 +6,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import aio
-import authtokens as tk
-from jsclient import JSClient
 from pycrdt import Text
-from servers import YsyncProcess
 
 from ysync.clients import connect
+
+from support import aio
+from support import authtokens as tk
+from support.jsclient import JSClient
+from support.servers import YsyncProcess
 
 
 def run(coro: Any) -> Any:

@@ -12,15 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aio import run
 from pycrdt import Doc, Map, Text
-from servers import YsyncProcess, free_port
-from threaded_server import ThreadedServer
 
 from ysync.clients import connect
 from ysync.rooms.hooks import ConnectionRequest, Hooks, Identity
 from ysync.server import create_app
 from ysync.server.settings import Settings
+
+from support.aio import run
+from support.servers import YsyncProcess, free_port
+from support.threaded_server import ThreadedServer
 
 
 def ysync(

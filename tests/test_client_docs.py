@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aio import run
 from pycrdt import Text
-from servers import YsyncProcess
 
 from ysync.clients import connect
+
+from support.aio import run
+from support.servers import YsyncProcess
 
 GUIDE = Path(__file__).parent.parent / "docs" / "sdk.md"
 

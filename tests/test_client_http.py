@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aio
-import authtokens as tk
 import httpx
 import pytest
-from servers import YsyncProcess, free_port
 
 from ysync.clients import ConnectError, connect
 from ysync.clients.http import AsyncClient, Client, HTTPError, Readiness, RoomInfo, http_base_url
+
+from support import aio
+from support import authtokens as tk
+from support.servers import YsyncProcess, free_port
 
 
 def run(coro: Any) -> Any:

@@ -11,15 +11,16 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aio
 import pytest
-from jsclient import JSClient
 from pycrdt import Array, Doc, Map, Text
-from servers import YsyncProcess
-from threaded_server import ThreadedServer, pycrdt_websocket_app
 
 from ysync.clients import Backoff, Session, Status, connect
 from ysync.rooms import codec
+
+from support import aio
+from support.jsclient import JSClient
+from support.servers import YsyncProcess
+from support.threaded_server import ThreadedServer, pycrdt_websocket_app
 
 NAMES = {"t": "text", "m": "map", "a": "array"}
 FAST = Backoff(initial=0.05, max_delay=0.5)

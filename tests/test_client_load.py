@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 from pycrdt import Text
-from servers import YsyncProcess
 
 from ysync.clients import Session, connect
+
+from support.servers import YsyncProcess
 
 CLIENTS = 200
 ROOMS = 20  # phase 2: 10 clients per room

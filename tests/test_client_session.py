@@ -15,12 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import authtokens as tk
 import pytest
-from aio import run
 from pycrdt import Text
-from servers import YsyncProcess, free_port
-from threaded_server import ThreadedServer
 
 from ysync.clients import (
     AuthenticationError,
@@ -38,8 +34,14 @@ from ysync.clients import (
     connect,
 )
 from ysync.rooms.hooks import ConnectionRequest, Hooks, Identity, Refused
+from ysync.rooms.vocabulary import Refusal
 from ysync.server import create_app
 from ysync.server.settings import Settings
+
+from support import authtokens as tk
+from support.aio import run
+from support.servers import YsyncProcess, free_port
+from support.threaded_server import ThreadedServer
 
 FAST = Backoff(initial=0.05, max_delay=0.5)  # quick retries keep the tests short
 
@@ -92,7 +94,7 @@ def close_connections_of(app: Any, user_id: str, code: int, reason: str) -> int:
     for room in app.state.ysync.registry.rooms.values():
         for peer in list(room.peers):
             if peer.identity.user_id == user_id:
-                peer.close(code, reason)
+                peer.close(Refusal(code, reason))
                 closed += 1
     return closed
 

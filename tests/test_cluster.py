@@ -9,19 +9,22 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import aio
 import pytest
-from aio import run
 from pycrdt import Array, Doc, Map, Text
-from servers import RedisProcess, YsyncProcess
 
 from ysync.clients import Session, connect
 from ysync.persistence.group_commit import GroupCommit
 from ysync.persistence.memory import MemoryStore
 from ysync.rooms import codec
+from ysync.rooms.extensions import Extensions
 from ysync.rooms.redis_bus import RedisBus
 from ysync.rooms.registry import RoomRegistry
+from ysync.rooms.replication import Replicator
 from ysync.rooms.room import Source
+
+from support import aio
+from support.aio import run
+from support.servers import RedisProcess, YsyncProcess
 
 FAST = ("--node-ttl", "3", "--anti-entropy-interval", "1", "--unload-grace", "2")
 
@@ -228,11 +231,15 @@ def test_a_dropped_publish_is_detected_as_a_gap_and_repaired(redis: RedisProcess
     async def scenario() -> None:
         buses = [RedisBus(redis.url, node_id=f"n{i}") for i in range(2)]
         registries = []
+        replicators = []
         tasks = []
         for bus in buses:
             await bus.connect()
             store = MemoryStore()
-            registries.append(RoomRegistry(store, GroupCommit(store, 0.01), bus))
+            replicators.append(Replicator(bus))
+            registries.append(
+                RoomRegistry(store, GroupCommit(store, 0.01), Extensions([replicators[-1]]))
+            )
             tasks.append(asyncio.create_task(bus.run()))
         room_a = await registries[0].acquire("gap")
         room_b = await registries[1].acquire("gap")
@@ -251,7 +258,7 @@ def test_a_dropped_publish_is_detected_as_a_gap_and_repaired(redis: RedisProcess
         buses[0].publish = real_publish  # type: ignore[method-assign]
         edit("and found")
         await wait_until(lambda: str(room_b.doc.get("t", type=Text)) == "lost and found", 5)
-        assert registries[1].replicator.resyncs >= 1
+        assert replicators[1].resyncs >= 1
         for task in tasks:
             task.cancel()
         for bus in buses:

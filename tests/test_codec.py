@@ -86,7 +86,7 @@ def decode_or_protocol_error(frame: bytes) -> codec.Message | None:
     except ProtocolError as exc:
         assert exc.reason
         assert str(exc) == exc.reason
-        assert exc.close_code == 4400
+        assert codec.malformed(exc).code == 4400
         return None
     assert isinstance(message, MESSAGE_TYPES)
     return message
@@ -378,7 +378,7 @@ def test_bad_frames_raise_protocol_error(frame: bytes, reason: str) -> None:
         decode(frame)
     assert reason in info.value.reason
     assert str(info.value) == info.value.reason
-    assert info.value.close_code == 4400
+    assert codec.malformed(info.value).code == 4400
 
 
 def test_protocol_error_is_a_value_error() -> None:

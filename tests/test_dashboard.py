@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from pycrdt import Text
-from servers import YsyncProcess
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from ysync.clients import connect, room_url
+
+from support.servers import YsyncProcess
 
 DASHBOARD = Path(__file__).parent.parent / "docs" / "grafana" / "ysync-dashboard.json"
 METRIC = re.compile(r"\bysync_[a-z0-9_]+")

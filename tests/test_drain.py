@@ -21,14 +21,18 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aio import run
-from jsclient import JSClient
 from pycrdt import Map
-from servers import RedisProcess, YsyncProcess, readiness, wait_readiness
 
 from ysync.clients import connect
+from ysync.rooms.vocabulary import Refusal
 from ysync.server import settings as settings_module
-from ysync.server.drain import CLOSE_SERVICE_RESTART, RESTART_REASON, Drain
+from ysync.server.drain import RESTART, Drain
+
+from support.aio import run
+from support.jsclient import JSClient
+from support.servers import RedisProcess, YsyncProcess, readiness, wait_readiness
+
+RESTART_REASON = RESTART.reason
 
 CLEAN_EXIT = (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after a clean shutdown
 
@@ -45,11 +49,11 @@ class FakeEndpoint:
     def __init__(self, events: list[tuple[str, float]]) -> None:
         self.events = events
         self.connections = 2
-        self.closed_with: tuple[int, str] | None = None
+        self.closed_with: Refusal | None = None
 
-    def close_all(self, code: int, reason: str) -> int:
+    def close_all(self, refusal: Refusal) -> int:
         self.events.append(("close", time.monotonic()))
-        self.closed_with = (code, reason)
+        self.closed_with = refusal
         return self.connections
 
     async def wait_closed(self, timeout: float) -> bool:
@@ -89,7 +93,7 @@ def test_drain_waits_then_closes_with_1012_then_commits() -> None:
         await task
         assert [name for name, _ in events] == ["close", "flush"]
         assert events[0][1] - started >= 0.3
-        assert node.endpoint.closed_with == (CLOSE_SERVICE_RESTART, RESTART_REASON)
+        assert node.endpoint.closed_with == RESTART and RESTART.code == 1012
         assert node.update_log.pending_bytes == 0
 
     run(scenario())

@@ -8,12 +8,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import aio
 import pytest
 import uvicorn
 import websockets
 from pycrdt import Doc, Text
-from servers import free_port
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -24,6 +22,9 @@ from ysync.rooms.hooks import ConnectionRequest, Hooks, Identity, Refused
 from ysync.server import create_app
 from ysync.server.settings import Settings
 from ysync.server.ws_protocol import YsyncWebSocketProtocol
+
+from support import aio
+from support.servers import free_port
 
 
 class RecordingHooks(Hooks):

@@ -10,15 +10,16 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aio
 import pytest
-from aio import wait_until
-from jsclient import JSClient
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
-from servers import YsyncProcess
 
 from ysync.clients import connect
 from ysync.rooms import codec
+
+from support import aio
+from support.aio import wait_until
+from support.jsclient import JSClient
+from support.servers import YsyncProcess
 
 NAMES = {"t": "text", "m": "map", "a": "array", "x": "xml"}
 

@@ -12,18 +12,19 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import aio
 import pytest
-from fuzz.fuzz_codec import feed
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text
-from servers import YsyncProcess
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from ysync.clients import connect, room_url
 from ysync.rooms import codec
+
+from fuzz.fuzz_codec import feed
+from support import aio
+from support.servers import YsyncProcess
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=10),

@@ -13,19 +13,14 @@ from pathlib import Path
 import pytest
 
 from ysync.loadtest.protocol import YClient
+from ysync.loadtest.servers import free_port
 
 ROOT = Path(__file__).parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "ysync", "serve", "--store", "memory://"),

@@ -8,11 +8,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from aio import run
 from pycrdt import Text
-from servers import RedisProcess, YsyncProcess
 
 from ysync.clients import connect
+
+from support.aio import run
+from support.servers import RedisProcess, YsyncProcess
 
 
 def scrape(server: YsyncProcess) -> dict[str, float]:

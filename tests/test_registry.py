@@ -6,16 +6,20 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-import aio
 from pycrdt import Doc, Text
 
 from ysync.persistence.group_commit import GroupCommit
 from ysync.persistence.memory import MemoryStore
+from ysync.rooms.extensions import Extensions, from_hooks
 from ysync.rooms.hooks import Hooks
 from ysync.rooms.local_bus import LocalBus, LocalHub
 from ysync.rooms.protocols import Envelope, StoreError
 from ysync.rooms.registry import RoomRegistry
+from ysync.rooms.replication import Replicator
 from ysync.rooms.room import Source
+from ysync.rooms.vocabulary import EnvelopeKind
+
+from support import aio
 
 
 class CountingStore(MemoryStore):
@@ -52,7 +56,9 @@ def text_update(content: str) -> bytes:
 
 async def with_registry(store: CountingStore, scenario: Any, **kwargs: Any) -> Any:
     log = GroupCommit(store, flush_window=0.01)
-    registry = RoomRegistry(store, log, LocalBus(), kwargs.pop("hooks", None), **kwargs)
+    hooks = kwargs.pop("hooks", None)
+    extensions = Extensions([Replicator(LocalBus()), *([from_hooks(hooks)] if hooks else [])])
+    registry = RoomRegistry(store, log, extensions, **kwargs)
     committer = asyncio.create_task(log.run())
     try:
         return await scenario(registry, log)
@@ -105,11 +111,11 @@ def test_updates_from_the_bus_are_applied_but_not_stored_again() -> None:
 
     async def scenario() -> None:
         log = GroupCommit(store, flush_window=0.01)
-        registry = RoomRegistry(store, log, LocalBus(hub))
+        registry = RoomRegistry(store, log, Extensions([Replicator(LocalBus(hub))]))
         committer = asyncio.create_task(log.run())
         room = await registry.acquire("r")
         other_node.publish(
-            Envelope(other_node.node_id, 1, "r", "update", text_update("from node B"))
+            Envelope(other_node.node_id, 1, "r", EnvelopeKind.UPDATE, text_update("from node B"))
         )
         await hub.settled()
         assert str(room.doc.get("t", type=Text)) == "from node B"

@@ -6,26 +6,19 @@ import asyncio
 import random
 from typing import Any
 
-import aio
 from pycrdt import Array, Doc, Map, Text
 
 from ysync.persistence.group_commit import GroupCommit
 from ysync.persistence.memory import MemoryStore
 from ysync.rooms import codec
+from ysync.rooms.extensions import Extensions
 from ysync.rooms.local_bus import LocalBus, LocalHub
 from ysync.rooms.registry import RoomRegistry
+from ysync.rooms.replication import Replicator
 from ysync.rooms.room import Room
 
-
-class FakePeer:
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-
-    def send(self, frame: bytes) -> None:
-        self.frames.append(frame)
-
-    def close(self, code: int, reason: str) -> None:
-        pass
+from support import aio
+from support.fakes import FakePeer, feed
 
 
 def run(coro: Any) -> Any:
@@ -39,9 +32,12 @@ class Cluster:
         self.hub = LocalHub()
         self.store = MemoryStore()
         self.nodes: list[RoomRegistry] = []
+        self.replicators: list[Replicator] = []
         for i in range(count):
-            bus = LocalBus(self.hub, node_id=f"node-{i}")
-            self.nodes.append(RoomRegistry(self.store, GroupCommit(self.store, 0.001), bus))
+            replicator = Replicator(LocalBus(self.hub, node_id=f"node-{i}"))
+            log = GroupCommit(self.store, 0.001)
+            self.nodes.append(RoomRegistry(self.store, log, Extensions([replicator])))
+            self.replicators.append(replicator)
 
 
 def client_edit(room: Room, peer: FakePeer, mutate: Any) -> None:
@@ -50,7 +46,7 @@ def client_edit(room: Room, peer: FakePeer, mutate: Any) -> None:
     doc.apply_update(room.doc.get_update())
     before = doc.get_state()
     mutate(doc)
-    room.receive(peer, codec.encode_update(doc.get_update(before)))
+    feed(room, peer, codec.encode_update(doc.get_update(before)))
 
 
 def test_random_edits_on_three_nodes_converge_byte_for_byte() -> None:
@@ -126,7 +122,7 @@ def test_a_lost_message_is_detected_as_a_gap_and_repaired() -> None:
         client_edit(a, peer, lambda doc: doc.get("t", type=Text).insert(5, "then found"))
         await cluster.hub.settled()
         assert str(b.doc.get("t", type=Text)) == "lost then found"
-        assert cluster.nodes[1].replicator.resyncs == 1
+        assert cluster.replicators[1].resyncs == 1
 
     run(scenario())
 
@@ -143,8 +139,8 @@ def test_a_lost_last_message_is_repaired_by_anti_entropy() -> None:
         text = a.doc.get("t", type=Text)
         del text[0:1]  # a delete: invisible in state vectors, visible in seq numbers
         cluster.hub.dropping.clear()
-        cluster.nodes[0].replicator.anti_entropy_interval = 0.01
-        task = asyncio.create_task(cluster.nodes[0].replicator.run())
+        cluster.replicators[0].anti_entropy_interval = 0.01
+        task = asyncio.create_task(cluster.replicators[0].run())
         async with asyncio.timeout(5):
             while b.doc.get_update() != a.doc.get_update():
                 await asyncio.sleep(0.01)
@@ -162,11 +158,11 @@ def test_presence_crosses_nodes_and_vanishes_when_a_node_dies() -> None:
         on_a, on_b = FakePeer(), FakePeer()
         a.join(on_a)
         b.join(on_b)
-        a.receive(on_a, codec.encode_awareness([codec.AwarenessEntry(5, 1, '{"u":1}')]))
+        feed(a, on_a, codec.encode_awareness([codec.AwarenessEntry(5, 1, '{"u":1}')]))
         await cluster.hub.settled()
         assert [e.client_id for e in b.awareness.states()] == [5]
-        await cluster.nodes[0].replicator.bus.close()  # node 0 dies: heartbeat gone
-        await cluster.nodes[1].replicator.drop_dead_nodes()
+        await cluster.replicators[0].bus.close()  # node 0 dies: heartbeat gone
+        await cluster.replicators[1].drop_dead_nodes()
         assert b.awareness.states() == []
         removal = codec.decode(on_b.frames[-1])
         assert isinstance(removal, codec.AwarenessUpdate) and removal.entries[0].removed
@@ -181,10 +177,10 @@ def test_clean_shutdown_says_goodbye() -> None:
         b = await cluster.nodes[1].acquire("doc")
         on_a = FakePeer()
         a.join(on_a)
-        a.receive(on_a, codec.encode_awareness([codec.AwarenessEntry(5, 1, '{"u":1}')]))
+        feed(a, on_a, codec.encode_awareness([codec.AwarenessEntry(5, 1, '{"u":1}')]))
         await cluster.hub.settled()
         assert b.awareness.states()
-        cluster.nodes[0].replicator.say_goodbye()
+        cluster.replicators[0].say_goodbye()
         await cluster.hub.settled()
         assert b.awareness.states() == []
 

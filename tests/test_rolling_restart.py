@@ -11,15 +11,18 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-import aio
 import pytest
-from jsclient import JSClient
 from pycrdt import Doc, Map
-from servers import RedisProcess, YsyncProcess
 
 from ysync.clients import connect
 from ysync.persistence.urls import open_store
-from ysync.server.drain import RESTART_REASON
+from ysync.server.drain import RESTART
+
+from support import aio
+from support.jsclient import JSClient
+from support.servers import RedisProcess, YsyncProcess
+
+RESTART_REASON = RESTART.reason
 
 ROOM = "rolling/doc"
 CLEAN_EXIT = (0, -signal.SIGTERM)

@@ -26,37 +26,12 @@ from ysync.rooms.codec import (
     SyncStep2,
     SyncUpdate,
 )
-from ysync.rooms.room import Room, Source
+from ysync.rooms.room import Room, RoomConfig, Source
+
+from support.fakes import FakePeer, feed
 
 ALICE = '{"user":{"name":"alice"}}'
 BOB = '{"user":{"name":"bob"}}'
-
-
-class FakePeer:
-    """A peer that records every frame the room sends it."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.sent: list[bytes] = []
-        self.closed: tuple[int, str] | None = None
-
-    def send(self, frame: bytes) -> None:
-        self.sent.append(frame)
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
-
-    def messages(self) -> list[codec.Message]:
-        return [codec.decode(frame) for frame in self.sent]
-
-    def take(self) -> list[codec.Message]:
-        """The messages sent so far, forgetting them."""
-        messages = self.messages()
-        self.sent.clear()
-        return messages
-
-    def __repr__(self) -> str:
-        return f"FakePeer({self.name})"
 
 
 def connect(room: Room, name: str, *, read_only: bool = False, sync: bool = True) -> FakePeer:
@@ -64,8 +39,8 @@ def connect(room: Room, name: str, *, read_only: bool = False, sync: bool = True
     peer = FakePeer(name)
     room.join(peer, read_only=read_only)
     if sync:
-        room.receive(peer, codec.encode_sync_step1(b"\x00"), now=0)
-    peer.sent.clear()
+        feed(room, peer, codec.encode_sync_step1(b"\x00"), now=0)
+    peer.take()
     return peer
 
 
@@ -144,7 +119,7 @@ class AwarenessClient:
 
     def deliver(self) -> bool:
         """Apply what the room sent; True if there was anything."""
-        frames, self.peer.sent[:] = list(self.peer.sent), []
+        frames = self.peer.drain()
         for frame in frames:
             if isinstance(codec.decode(frame), AwarenessUpdate):
                 self.awareness.apply_awareness_update(awareness_payload(frame), "remote")
@@ -167,7 +142,7 @@ def pump(room: Room, *clients: AwarenessClient) -> None:
             busy |= client.deliver()
             frames, client.outbox[:] = list(client.outbox), []
             for frame in frames:
-                room.receive(client.peer, frame, now=0)
+                feed(room, client.peer, frame, now=0)
             busy |= bool(frames)
         if not busy:
             return
@@ -194,8 +169,8 @@ def test_join_sends_sync_step1_with_the_room_state(room: Room) -> None:
 
 def test_join_sends_sync_step1_then_the_awareness_states(room: Room) -> None:
     a = connect(room, "a")
-    room.receive(a, awareness((1, 1, ALICE), (2, 3, BOB)), now=0)
-    room.receive(a, awareness((2, 4, None)), now=0)  # removed states are not sent
+    feed(room, a, awareness((1, 1, ALICE), (2, 3, BOB)), now=0)
+    feed(room, a, awareness((2, 4, None)), now=0)  # removed states are not sent
     b = FakePeer("b")
     room.join(b)
     assert b.messages() == [SyncStep1(room.doc.get_state()), aw_msg((1, 1, ALICE))]
@@ -214,8 +189,8 @@ def test_sync_step1_is_answered_with_sync_step2_holding_the_whole_document(room:
     room.load([first, edit(2, " world", base=first, at=5)])
     peer = FakePeer("a")
     room.join(peer)
-    peer.sent.clear()
-    room.receive(peer, codec.encode_sync_step1(Doc().get_state()))
+    peer.take()
+    feed(room, peer, codec.encode_sync_step1(Doc().get_state()))
     (reply,) = peer.messages()
     assert isinstance(reply, SyncStep2)
     assert text_of(reply.update) == "hello world"
@@ -228,7 +203,7 @@ def test_sync_step2_holds_only_what_the_client_lacks(room: Room) -> None:
     client: Doc = Doc()
     client.apply_update(first)
     peer = connect(room, "a", sync=False)
-    room.receive(peer, codec.encode_sync_step1(client.get_state()))
+    feed(room, peer, codec.encode_sync_step1(client.get_state()))
     (reply,) = peer.messages()
     assert isinstance(reply, SyncStep2)
     assert len(reply.update) < len(room.doc.get_update())
@@ -238,7 +213,7 @@ def test_sync_step2_holds_only_what_the_client_lacks(room: Room) -> None:
 
 def test_sync_step2_of_an_empty_room(room: Room) -> None:
     peer = connect(room, "a", sync=False)
-    room.receive(peer, codec.encode_sync_step1(b"\x00"))
+    feed(room, peer, codec.encode_sync_step1(b"\x00"))
     (reply,) = peer.messages()
     assert isinstance(reply, SyncStep2)
     assert text_of(reply.update) == ""
@@ -248,7 +223,7 @@ def test_client_sync_step2_uploads_offline_edits(room: Room) -> None:
     # The client's reply to our SyncStep1 carries its offline edits.
     b = connect(room, "b")
     a = connect(room, "a", sync=False)
-    room.receive(a, codec.encode_sync_step2(edit(7, "offline")))
+    feed(room, a, codec.encode_sync_step2(edit(7, "offline")))
     assert room_text(room) == "offline"
     (message,) = b.messages()
     assert isinstance(message, SyncUpdate)
@@ -264,8 +239,8 @@ def test_both_directions_of_the_handshake(room: Room) -> None:
     room.join(peer)
     (step1,) = peer.take()
     assert isinstance(step1, SyncStep1)
-    room.receive(peer, codec.encode_sync_step2(client.get_update(step1.state_vector)))
-    room.receive(peer, codec.encode_sync_step1(client.get_state()))
+    feed(room, peer, codec.encode_sync_step2(client.get_update(step1.state_vector)))
+    feed(room, peer, codec.encode_sync_step1(client.get_state()))
     (step2,) = peer.take()
     assert isinstance(step2, SyncStep2)
     client.apply_update(step2.update)
@@ -279,11 +254,11 @@ def test_both_directions_of_the_handshake(room: Room) -> None:
 def test_update_reaches_synced_peers_as_one_frame_and_not_its_sender(room: Room) -> None:
     a, b, c = connect(room, "a"), connect(room, "b"), connect(room, "c")
     update = edit(1, "hi")
-    room.receive(a, codec.encode_update(update))
+    feed(room, a, codec.encode_update(update))
     assert a.sent == []
     (frame_b,) = b.sent
-    (frame_c,) = c.sent
-    assert frame_b is frame_c  # encoded once for everyone
+    (_frame_c,) = c.sent
+    assert b.raw[0] is c.raw[0]  # one message object: encoded once per codec
     message = codec.decode(frame_b)
     assert isinstance(message, SyncUpdate)
     assert text_of(message.update) == "hi"
@@ -293,17 +268,17 @@ def test_update_reaches_synced_peers_as_one_frame_and_not_its_sender(room: Room)
 def test_unsynced_peer_gets_no_updates_but_gets_awareness(room: Room) -> None:
     a = connect(room, "a")
     waiting = connect(room, "waiting", sync=False)
-    room.receive(a, codec.encode_update(edit(1, "hi")))
+    feed(room, a, codec.encode_update(edit(1, "hi")))
     assert waiting.sent == []
-    room.receive(a, awareness((1, 1, ALICE)), now=0)
+    feed(room, a, awareness((1, 1, ALICE)), now=0)
     assert waiting.messages() == [aw_msg((1, 1, ALICE))]
     # Once it syncs, its SyncStep2 carries what it missed, and updates flow.
-    waiting.sent.clear()
-    room.receive(waiting, codec.encode_sync_step1(b"\x00"))
+    waiting.take()
+    feed(room, waiting, codec.encode_sync_step1(b"\x00"))
     (reply,) = waiting.take()
     assert isinstance(reply, SyncStep2)
     assert text_of(reply.update) == "hi"
-    room.receive(a, codec.encode_update(edit(2, "!", base=room.doc.get_update(), at=2)))
+    feed(room, a, codec.encode_update(edit(2, "!", base=room.doc.get_update(), at=2)))
     (message,) = waiting.take()
     assert isinstance(message, SyncUpdate)
 
@@ -312,11 +287,11 @@ def test_duplicate_update_is_not_rebroadcast(room: Room) -> None:
     a, b = connect(room, "a"), connect(room, "b")
     recorder = Recorder(room)
     update = edit(1, "once")
-    room.receive(a, codec.encode_update(update))
-    b.sent.clear()
-    room.receive(a, codec.encode_update(update))
-    room.receive(b, codec.encode_update(update))
-    room.receive(b, codec.encode_sync_step2(update))
+    feed(room, a, codec.encode_update(update))
+    b.take()
+    feed(room, a, codec.encode_update(update))
+    feed(room, b, codec.encode_update(update))
+    feed(room, b, codec.encode_sync_step2(update))
     assert a.sent == [] and b.sent == []
     assert len(recorder.updates) == 1
     assert room_text(room) == "once"
@@ -325,13 +300,13 @@ def test_duplicate_update_is_not_rebroadcast(room: Room) -> None:
 def test_only_the_new_part_of_an_update_is_broadcast(room: Room) -> None:
     a, b = connect(room, "a"), connect(room, "b")
     first = edit(1, "abc")
-    room.receive(a, codec.encode_update(first))
-    b.sent.clear()
+    feed(room, a, codec.encode_update(first))
+    b.take()
     second = edit(1, "def", base=first, at=3)
     merged: Doc = Doc()
     merged.apply_update(first)
     merged.apply_update(second)
-    room.receive(a, codec.encode_update(merged.get_update()))  # old and new together
+    feed(room, a, codec.encode_update(merged.get_update()))  # old and new together
     (message,) = b.messages()
     assert isinstance(message, SyncUpdate)
     assert len(message.update) < len(merged.get_update())
@@ -345,7 +320,7 @@ def test_empty_update_is_ignored(room: Room, encode: Any, read_only: bool) -> No
     a = connect(room, "a", read_only=read_only)
     b = connect(room, "b")
     recorder = Recorder(room)
-    room.receive(a, encode(b"\x00\x00"))
+    feed(room, a, encode(b"\x00\x00"))
     assert a.sent == [] and b.sent == []
     assert recorder.updates == []
 
@@ -360,7 +335,7 @@ def test_read_only_peer_cannot_edit_and_is_told_so(room: Room) -> None:
         codec.encode_update(edit(2, "vandal")),
         codec.encode_sync_step2(edit(3, "offline")),
     ):
-        room.receive(ro, frame)
+        feed(room, ro, frame)
         (denied,) = ro.take()
         assert isinstance(denied, Auth)
         assert denied.kind == codec.AUTH_PERMISSION_DENIED
@@ -374,12 +349,12 @@ def test_read_only_peer_cannot_edit_and_is_told_so(room: Room) -> None:
 def test_read_only_peer_still_syncs_and_receives_updates(room: Room) -> None:
     room.load([edit(1, "doc")])
     ro = connect(room, "ro", read_only=True, sync=False)
-    room.receive(ro, codec.encode_sync_step1(b"\x00"))
+    feed(room, ro, codec.encode_sync_step1(b"\x00"))
     (reply,) = ro.take()
     assert isinstance(reply, SyncStep2)
     assert text_of(reply.update) == "doc"
     a = connect(room, "a")
-    room.receive(a, codec.encode_update(edit(2, "more", base=room.doc.get_update())))
+    feed(room, a, codec.encode_update(edit(2, "more", base=room.doc.get_update())))
     (message,) = ro.messages()
     assert isinstance(message, SyncUpdate)
 
@@ -388,7 +363,7 @@ def test_read_only_peer_may_share_awareness(room: Room) -> None:
     # Presence is a separate right from document write.
     ro = connect(room, "ro", read_only=True)
     b = connect(room, "b")
-    room.receive(ro, awareness((5, 1, ALICE)), now=0)
+    feed(room, ro, awareness((5, 1, ALICE)), now=0)
     assert b.messages() == [aw_msg((5, 1, ALICE))]
 
 
@@ -412,12 +387,12 @@ def test_malformed_update_raises_and_changes_nothing(room: Room, bad: bytes) -> 
     recorder = Recorder(room)
     before = room.doc.get_update()
     with pytest.raises(ProtocolError):
-        room.receive(a, codec.encode_update(bad))
+        feed(room, a, codec.encode_update(bad))
     assert room.doc.get_update() == before
     assert a.sent == [] and b.sent == []
     assert recorder.updates == []
     # The room still works, and blames the next edit on the right origin.
-    room.receive(b, codec.encode_update(edit(2, "still ", base=before)))
+    feed(room, b, codec.encode_update(edit(2, "still ", base=before)))
     assert room_text(room) == "still safe"
     assert recorder.origins == [b]
 
@@ -430,7 +405,7 @@ def test_malformed_update_raises_and_changes_nothing(room: Room, bad: bytes) -> 
 def test_malformed_frame_raises_and_changes_nothing(room: Room, frame: bytes) -> None:
     a, b = connect(room, "a"), connect(room, "b")
     with pytest.raises(ProtocolError):
-        room.receive(a, frame)
+        feed(room, a, frame)
     assert a.sent == [] and b.sent == []
     assert room.peers[a].synced
 
@@ -463,7 +438,7 @@ def test_update_rejected_half_way_is_propagated_so_nobody_diverges(room: Room) -
     a, b = connect(room, "a"), connect(room, "b")
     recorder = Recorder(room)
     with pytest.raises(ProtocolError):
-        room.receive(a, codec.encode_update(HALF_APPLYING))
+        feed(room, a, codec.encode_update(HALF_APPLYING))
     assert b.sent and recorder.updates  # something did stick
     replica = Doc()
     replica.apply_update(base)
@@ -482,7 +457,7 @@ def test_update_rejected_half_way_is_propagated_so_nobody_diverges(room: Room) -
 
 def test_auth_message_from_a_client_is_ignored(room: Room) -> None:
     a, b = connect(room, "a"), connect(room, "b")
-    room.receive(a, codec.encode_permission_denied("whatever"))
+    feed(room, a, codec.encode_permission_denied("whatever"))
     assert a.sent == [] and b.sent == []
 
 
@@ -493,7 +468,7 @@ def test_update_listeners_get_room_delta_and_the_peer_as_origin(room: Room) -> N
     a = connect(room, "a")
     recorder = Recorder(room)
     update = edit(1, "hi")
-    room.receive(a, codec.encode_update(update))
+    feed(room, a, codec.encode_update(update))
     ((r, delta, origin),) = recorder.updates
     assert r is room
     assert origin is a
@@ -509,8 +484,8 @@ def test_host_app_edits_are_broadcast_with_origin_server(room: Room) -> None:
         text.insert(0, "from ")
         text.insert(5, "the app")
     (frame_a,) = a.sent
-    (frame_b,) = b.sent
-    assert frame_a is frame_b
+    (_frame_b,) = b.sent
+    assert a.raw[0] is b.raw[0]  # one message object: encoded once per codec
     message = codec.decode(frame_a)
     assert isinstance(message, SyncUpdate)
     assert text_of(message.update) == "from the app"
@@ -560,7 +535,7 @@ def test_updates_from_other_nodes_reach_every_synced_peer(room: Room) -> None:
     recorder = Recorder(room)
     room.apply_update(edit(1, "via bus"), Source.BUS)
     assert len(a.sent) == len(b.sent) == 1
-    assert a.sent[0] is b.sent[0]
+    assert a.raw[0] is b.raw[0]  # one message object: each codec encodes it once
     assert waiting.sent == []
     assert recorder.origins == [Source.BUS]
 
@@ -568,9 +543,9 @@ def test_updates_from_other_nodes_reach_every_synced_peer(room: Room) -> None:
 def test_origin_is_reset_after_each_update(room: Room) -> None:
     a = connect(room, "a")
     recorder = Recorder(room)
-    room.receive(a, codec.encode_update(edit(1, "a")))
+    feed(room, a, codec.encode_update(edit(1, "a")))
     with pytest.raises(ProtocolError):
-        room.receive(a, codec.encode_update(b"\xff"))
+        feed(room, a, codec.encode_update(b"\xff"))
     room.load([edit(2, "s")])
     room.doc.get("t", type=Text).insert(0, "app")
     assert recorder.origins == [a, Source.STORE, Source.SERVER]
@@ -588,8 +563,8 @@ def test_a_failing_listener_does_not_stop_broadcast_or_other_listeners(
     room.awareness_listeners.append(broken)
     recorder = Recorder(room)
     with caplog.at_level(logging.ERROR, logger="ysync.room"):
-        room.receive(a, codec.encode_update(edit(1, "x")))
-        room.receive(a, awareness((1, 1, ALICE)), now=0)
+        feed(room, a, codec.encode_update(edit(1, "x")))
+        feed(room, a, awareness((1, 1, ALICE)), now=0)
     assert len(b.sent) == 2
     assert len(recorder.updates) == 1 and len(recorder.awareness) == 1
     assert [r.getMessage() for r in caplog.records] == [
@@ -613,11 +588,11 @@ def test_close_stops_broadcasting_and_notifying(room: Room) -> None:
 def test_awareness_goes_to_others_but_not_back(room: Room) -> None:
     a, b, c = connect(room, "a"), connect(room, "b"), connect(room, "c")
     recorder = Recorder(room)
-    room.receive(a, awareness((1, 1, ALICE)), now=0)
+    feed(room, a, awareness((1, 1, ALICE)), now=0)
     assert a.messages() == [aw_msg((1, 1, None))]  # only the nudge (see below), not its state
     (frame_b,) = b.sent
-    (frame_c,) = c.sent
-    assert frame_b is frame_c
+    (_frame_c,) = c.sent
+    assert b.raw[0] is c.raw[0]  # one message object: encoded once per codec
     assert codec.decode(frame_b) == aw_msg((1, 1, ALICE))
     ((r, entries, origin),) = recorder.awareness
     assert r is room and origin is a
@@ -626,9 +601,9 @@ def test_awareness_goes_to_others_but_not_back(room: Room) -> None:
 
 def test_a_changed_state_is_not_echoed_to_its_sender(room: Room) -> None:
     a, b = connect(room, "a"), connect(room, "b")
-    room.receive(a, awareness((1, 1, ALICE)), now=0)
-    a.sent.clear()
-    room.receive(a, awareness((1, 2, BOB)), now=1)
+    feed(room, a, awareness((1, 1, ALICE)), now=0)
+    a.take()
+    feed(room, a, awareness((1, 2, BOB)), now=1)
     assert a.sent == []
     assert b.messages() == [aw_msg((1, 1, ALICE)), aw_msg((1, 2, BOB))]
 
@@ -636,22 +611,22 @@ def test_a_changed_state_is_not_echoed_to_its_sender(room: Room) -> None:
 def test_a_pure_renewal_is_echoed_to_its_sender_too(room: Room) -> None:
     # The echo is what keeps a lone client's 30 s silence timer from firing.
     a, b = connect(room, "a"), connect(room, "b")
-    room.receive(a, awareness((1, 1, ALICE)), now=0)
-    a.sent.clear()
-    b.sent.clear()
-    room.receive(a, awareness((1, 2, ALICE)), now=15)
+    feed(room, a, awareness((1, 1, ALICE)), now=0)
+    a.take()
+    b.take()
+    feed(room, a, awareness((1, 2, ALICE)), now=15)
     assert a.messages() == [aw_msg((1, 2, ALICE))]
     assert b.messages() == [aw_msg((1, 2, ALICE))]
-    assert a.sent[0] is b.sent[0]
+    assert a.raw[0] is b.raw[0]  # one message object: each codec encodes it once
 
 
 def test_a_lone_client_gets_its_renewal_echoed(room: Room) -> None:
     a = connect(room, "a")
-    room.receive(a, awareness((1, 1, ALICE)), now=0)
-    a.sent.clear()
-    room.receive(a, awareness((1, 3, BOB)), now=10)
+    feed(room, a, awareness((1, 1, ALICE)), now=0)
+    a.take()
+    feed(room, a, awareness((1, 3, BOB)), now=10)
     assert a.sent == []  # a change: nobody else to tell
-    room.receive(a, awareness((1, 4, BOB)), now=15)
+    feed(room, a, awareness((1, 4, BOB)), now=15)
     assert a.messages() == [aw_msg((1, 4, BOB))]
 
 
@@ -659,18 +634,18 @@ def test_a_new_client_is_nudged_so_it_rebroadcasts_at_a_newer_clock(room: Room) 
     # Others may already know clock 0 (a reconnect to a reloaded room): only the
     # nudged client's re-broadcast at clock 1 is sure to reach them.
     a, b = connect(room, "a"), connect(room, "b")
-    room.receive(a, awareness((1, 0, "{}")), now=0)
+    feed(room, a, awareness((1, 0, "{}")), now=0)
     assert a.messages() == [aw_msg((1, 0, None))]
     assert b.messages() == [aw_msg((1, 0, "{}"))]
 
 
 def test_a_reconnecting_client_is_nudged_past_its_removal(room: Room) -> None:
     old, b = connect(room, "old"), connect(room, "b")
-    room.receive(old, awareness((1, 4, ALICE)), now=0)
+    feed(room, old, awareness((1, 4, ALICE)), now=0)
     room.leave(old)  # removal at clock 5
     new = connect(room, "new")
-    b.sent.clear()
-    room.receive(new, awareness((1, 4, ALICE)), now=1)  # its unchanged clock
+    b.take()
+    feed(room, new, awareness((1, 4, ALICE)), now=1)  # its unchanged clock
     assert new.messages() == [aw_msg((1, 5, None))]
     assert b.sent == []
 
@@ -699,30 +674,30 @@ def test_reconnect_with_a_y_protocols_client(room: Room) -> None:
 def test_echo_of_a_known_awareness_entry_produces_no_traffic(room: Room) -> None:
     a, b, c = connect(room, "a"), connect(room, "b"), connect(room, "c")
     recorder = Recorder(room)
-    room.receive(a, awareness((1, 1, ALICE)), now=0)
+    feed(room, a, awareness((1, 1, ALICE)), now=0)
     for peer in (a, b, c):
-        peer.sent.clear()
+        peer.take()
     # Clients re-broadcast every awareness change they receive.
-    room.receive(b, awareness((1, 1, ALICE)), now=1)
-    room.receive(c, awareness((1, 1, ALICE)), now=1)
-    room.receive(b, awareness((1, 0, BOB)), now=1)  # and stale ones
+    feed(room, b, awareness((1, 1, ALICE)), now=1)
+    feed(room, c, awareness((1, 1, ALICE)), now=1)
+    feed(room, b, awareness((1, 0, BOB)), now=1)  # and stale ones
     assert a.sent == [] and b.sent == [] and c.sent == []
     assert len(recorder.awareness) == 1
 
 
 def test_only_the_changed_entries_are_broadcast(room: Room) -> None:
     a, b = connect(room, "a"), connect(room, "b")
-    room.receive(a, awareness((1, 1, ALICE), (2, 1, BOB)), now=0)
-    b.sent.clear()
-    room.receive(a, awareness((1, 1, ALICE), (2, 2, ALICE)), now=1)
+    feed(room, a, awareness((1, 1, ALICE), (2, 1, BOB)), now=0)
+    b.take()
+    feed(room, a, awareness((1, 1, ALICE), (2, 2, ALICE)), now=1)
     assert b.messages() == [aw_msg((2, 2, ALICE))]
 
 
 def test_awareness_removal_by_a_client(room: Room) -> None:
     a, b = connect(room, "a"), connect(room, "b")
-    room.receive(a, awareness((1, 1, ALICE)), now=0)
-    b.sent.clear()
-    room.receive(a, awareness((1, 1, None)), now=1)
+    feed(room, a, awareness((1, 1, ALICE)), now=0)
+    b.take()
+    feed(room, a, awareness((1, 1, None)), now=1)
     assert b.messages() == [aw_msg((1, 1, None))]
     assert len(room.awareness) == 0
     room.leave(a)
@@ -731,16 +706,16 @@ def test_awareness_removal_by_a_client(room: Room) -> None:
 
 def test_leave_broadcasts_the_removal_of_the_states_the_peer_owned(room: Room) -> None:
     a, b, c = connect(room, "a"), connect(room, "b"), connect(room, "c")
-    room.receive(a, awareness((1, 4, ALICE)), now=0)
-    room.receive(b, awareness((2, 7, BOB)), now=0)
+    feed(room, a, awareness((1, 4, ALICE)), now=0)
+    feed(room, b, awareness((2, 7, BOB)), now=0)
     for peer in (a, b, c):
-        peer.sent.clear()
+        peer.take()
     recorder = Recorder(room)
     room.leave(a)
     assert a not in room.peers
     assert a.sent == []
     assert b.messages() == [aw_msg((1, 5, None))]
-    assert b.sent[0] is c.sent[0]
+    assert b.raw[0] is c.raw[0]  # one message object: each codec encodes it once
     ((_, entries, origin),) = recorder.awareness
     assert origin is a
     assert entries == [AwarenessEntry(1, 5, "null")]
@@ -749,7 +724,7 @@ def test_leave_broadcasts_the_removal_of_the_states_the_peer_owned(room: Room) -
 
 def test_leave_reaches_unsynced_peers_too(room: Room) -> None:
     a = connect(room, "a")
-    room.receive(a, awareness((1, 4, ALICE)), now=0)
+    feed(room, a, awareness((1, 4, ALICE)), now=0)
     waiting = connect(room, "waiting", sync=False)
     room.leave(a)
     assert waiting.messages() == [aw_msg((1, 5, None))]
@@ -765,8 +740,8 @@ def test_leave_without_awareness_sends_nothing(room: Room) -> None:
 
 def test_leave_of_an_unknown_or_departed_peer_is_a_no_op(room: Room) -> None:
     a, b = connect(room, "a"), connect(room, "b")
-    room.receive(a, awareness((1, 4, ALICE)), now=0)
-    b.sent.clear()
+    feed(room, a, awareness((1, 4, ALICE)), now=0)
+    b.take()
     room.leave(FakePeer("stranger"))
     room.leave(a)
     room.leave(a)
@@ -775,10 +750,10 @@ def test_leave_of_an_unknown_or_departed_peer_is_a_no_op(room: Room) -> None:
 
 def test_awareness_moved_to_a_new_connection_survives_the_old_one(room: Room) -> None:
     old, b = connect(room, "old"), connect(room, "b")
-    room.receive(old, awareness((1, 4, ALICE)), now=0)
+    feed(room, old, awareness((1, 4, ALICE)), now=0)
     new = connect(room, "new")
-    room.receive(new, awareness((1, 5, ALICE)), now=1)
-    b.sent.clear()
+    feed(room, new, awareness((1, 5, ALICE)), now=1)
+    b.take()
     room.leave(old)
     assert b.sent == []
     room.leave(new)
@@ -787,16 +762,16 @@ def test_awareness_moved_to_a_new_connection_survives_the_old_one(room: Room) ->
 
 def test_expire_awareness(room: Room) -> None:
     a, b = connect(room, "a"), connect(room, "b")
-    room.receive(a, awareness((1, 4, ALICE)), now=100)
-    room.receive(b, awareness((2, 1, BOB)), now=120)
-    a.sent.clear()
-    b.sent.clear()
+    feed(room, a, awareness((1, 4, ALICE)), now=100)
+    feed(room, b, awareness((2, 1, BOB)), now=120)
+    a.take()
+    b.take()
     recorder = Recorder(room)
     room.expire_awareness(now=129)
     assert a.sent == [] and b.sent == []
     room.expire_awareness(now=130)
     assert a.messages() == [aw_msg((1, 5, None))]  # everyone, the owner included
-    assert a.sent[0] is b.sent[0]
+    assert a.raw[0] is b.raw[0]  # one message object: each codec encodes it once
     ((_, entries, origin),) = recorder.awareness
     assert origin is Source.SERVER
     assert entries == [AwarenessEntry(1, 5, "null")]
@@ -805,10 +780,10 @@ def test_expire_awareness(room: Room) -> None:
 
 
 def test_awareness_timeout_is_configurable() -> None:
-    room = Room("r", awareness_timeout=5)
+    room = Room("r", RoomConfig(awareness_timeout=5))
     a = connect(room, "a")
-    room.receive(a, awareness((1, 1, ALICE)), now=0)
-    a.sent.clear()
+    feed(room, a, awareness((1, 1, ALICE)), now=0)
+    a.take()
     room.expire_awareness(now=4.9)
     assert a.sent == []
     room.expire_awareness(now=5)
@@ -817,11 +792,11 @@ def test_awareness_timeout_is_configurable() -> None:
 
 def test_query_awareness_gets_the_states(room: Room) -> None:
     a, b = connect(room, "a"), connect(room, "b")
-    room.receive(a, awareness((1, 1, ALICE), (3, 1, None)), now=0)
-    room.receive(b, awareness((2, 9, BOB)), now=0)
-    a.sent.clear()
-    b.sent.clear()
-    room.receive(b, codec.encode_query_awareness())
+    feed(room, a, awareness((1, 1, ALICE), (3, 1, None)), now=0)
+    feed(room, b, awareness((2, 9, BOB)), now=0)
+    a.take()
+    b.take()
+    feed(room, b, codec.encode_query_awareness())
     assert a.sent == []
     (reply,) = b.messages()
     assert isinstance(reply, AwarenessUpdate)
@@ -833,7 +808,7 @@ def test_query_awareness_gets_the_states(room: Room) -> None:
 
 def test_query_awareness_of_an_empty_room(room: Room) -> None:
     a = connect(room, "a")
-    room.receive(a, codec.encode_query_awareness())
+    feed(room, a, codec.encode_query_awareness())
     assert a.messages() == [AwarenessUpdate(())]
 
 
@@ -843,8 +818,8 @@ def test_awareness_from_other_nodes_reaches_everyone_and_has_no_owner(room: Room
     room.apply_awareness((AwarenessEntry(8, 1, ALICE),), Source.BUS, now=0)
     assert a.messages() == b.messages() == [aw_msg((8, 1, ALICE))]
     assert recorder.awareness[0][2] is Source.BUS
-    a.sent.clear()
-    b.sent.clear()
+    a.take()
+    b.take()
     room.leave(a)
     assert b.sent == []  # not a's to remove
 
@@ -852,7 +827,7 @@ def test_awareness_from_other_nodes_reaches_everyone_and_has_no_owner(room: Room
 def test_receive_without_now_uses_the_monotonic_clock(room: Room) -> None:
     a = connect(room, "a")
     before = time.monotonic()
-    room.receive(a, awareness((1, 1, ALICE)))
+    feed(room, a, awareness((1, 1, ALICE)))
     room.expire_awareness(now=before + 29)
     assert len(room.awareness) == 1
     room.expire_awareness(now=time.monotonic() + 30)
@@ -879,13 +854,13 @@ def test_every_peer_converges_to_the_room_document(room: Room) -> None:
     b = FakePeer("b")
     room.join(a)
     room.join(b)
-    room.receive(a, codec.encode_sync_step1(b"\x00"))
+    feed(room, a, codec.encode_sync_step1(b"\x00"))
     edit_a = edit(2, "A", base=room.doc.get_update())
-    room.receive(a, codec.encode_update(edit_a))
+    feed(room, a, codec.encode_update(edit_a))
     edit_b = edit(3, "B")
-    room.receive(b, codec.encode_sync_step2(edit_b))  # offline edit, not yet synced
+    feed(room, b, codec.encode_sync_step2(edit_b))  # offline edit, not yet synced
     room.doc.get("t", type=Text).insert(0, "S")
-    room.receive(b, codec.encode_sync_step1(b"\x00"))
+    feed(room, b, codec.encode_sync_step1(b"\x00"))
     room.apply_update(edit(4, "N", base=room.doc.get_update()), Source.BUS)
     expected = room_text(room)
     assert sorted(expected) == sorted("baseABSN")
@@ -907,11 +882,11 @@ def test_out_of_order_updates_are_sent_once_the_gap_is_filled(room: Room) -> Non
     text.insert(13, "Z")  # not to the first update
     a, b = connect(room, "a"), connect(room, "b")
     recorder = Recorder(room)
-    room.receive(a, codec.encode_update(updates[1]))
-    room.receive(a, codec.encode_update(updates[2]))
+    feed(room, a, codec.encode_update(updates[1]))
+    feed(room, a, codec.encode_update(updates[2]))
     assert b.sent == []
     assert recorder.updates == []
-    room.receive(a, codec.encode_update(updates[0]))
+    feed(room, a, codec.encode_update(updates[0]))
     (message,) = b.messages()
     assert isinstance(message, SyncUpdate)
     assert text_of(edit(1, "hello world"), message.update) == "QheXYllo worlZd"
@@ -953,7 +928,7 @@ def test_any_frames_either_apply_or_raise_protocol_error(frames: list[bytes]) ->
     a, b = connect(room, "a"), connect(room, "b")
     for frame in frames:
         with contextlib.suppress(ProtocolError):
-            room.receive(a, frame, now=0)
+            feed(room, a, frame, now=0)
     # Whatever b was sent decodes, and never includes an empty update.
     for message in b.messages():
         assert isinstance(message, SyncUpdate | AwarenessUpdate)

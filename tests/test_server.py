@@ -11,15 +11,16 @@ import urllib.request
 from typing import Any
 
 import pytest
-from aio import run, wait_until
 from pycrdt import Doc, Map, Text
-from servers import YsyncProcess
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from ysync.clients import connect, room_url
 from ysync.rooms import codec
+
+from support.aio import run, wait_until
+from support.servers import YsyncProcess
 
 
 async def raw(server: YsyncProcess, room: str, **kwargs: Any) -> ClientConnection:

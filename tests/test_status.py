@@ -11,12 +11,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import authtokens as tk
-from aio import run
-from servers import YsyncProcess, free_port
-
 from ysync.clients import connect
 from ysync.server.status import duration, format_node, format_room, size
+
+from support import authtokens as tk
+from support.aio import run
+from support.servers import YsyncProcess, free_port
 
 
 def api(server: YsyncProcess, path: str, token: str | None = None) -> tuple[int, Any, Any]:

@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Map
 
-from tests.aio import run
-from tests.servers import YsyncProcess
 from tests.test_ws_frames import client_frame
 from ysync.rooms import codec
 from ysync.server.ws_frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT
 from ysync.server.ws_protocol import YsyncWebSocketProtocol, accept_key
+
+from support.aio import run
+from support.servers import YsyncProcess
 
 
 @pytest.fixture(scope="module")

@@ -23,16 +23,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/servers.py
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/support (run as a script)
 
 from pycrdt import Doc, Text
-from servers import YsyncProcess
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from ysync.clients import room_url
 from ysync.rooms import codec
+
+from support.servers import YsyncProcess
 
 ROOM = "bench/flood"
 PING_INTERVAL = 0.01  # 100 edits/s from the pinger

@@ -21,23 +21,30 @@ import sys
 from pycrdt import Doc, Text
 
 from ysync.rooms import codec
-from ysync.rooms.room import Room
+from ysync.rooms.hooks import Identity
+from ysync.rooms.room import Room, RoomConfig
+from ysync.rooms.vocabulary import Refusal
 
 MAX_FRAMES = 16
 
 
 class _Peer:
+    """Records what the room sends as y-websocket frames (self-contained: this file
+    also runs as a script, outside pytest's path)."""
+
     __slots__ = ("closed", "frames")
+    identity = Identity()
+    client = None
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
         self.closed: tuple[int, str] | None = None
 
-    def send(self, frame: bytes) -> None:
-        self.frames.append(frame)
+    def send(self, message: codec.Message) -> None:
+        self.frames.append(codec.encode(message))
 
-    def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
+    def close(self, refusal: Refusal) -> None:
+        self.closed = (refusal.code, refusal.reason)
 
 
 def _good_edit() -> bytes:
@@ -50,22 +57,21 @@ def _good_edit() -> bytes:
 
 def feed(frames: list[bytes], *, max_document_bytes: int = 0) -> None:
     """Send `frames` from a hostile peer; raise AssertionError if an invariant breaks."""
-    room = Room("fuzz")
-    room.max_document_bytes = max_document_bytes
+    room = Room("fuzz", RoomConfig(max_document_bytes=max_document_bytes))
     hostile, writer, watcher = _Peer(), _Peer(), _Peer()
     for peer in (hostile, writer, watcher):
         room.join(peer)
-    room.receive(watcher, codec.encode_sync_step1(b"\x00"), now=0.0)
+    room.receive(watcher, codec.SyncStep1(b"\x00"), now=0.0)
     for frame in frames[:MAX_FRAMES]:
         try:
-            room.receive(hostile, frame, now=0.0)
+            room.receive(hostile, codec.decode(frame), now=0.0)
         except codec.ProtocolError:
             break  # the transport closes the connection with 4400 here
         if hostile.closed is not None:
             break
     room.leave(hostile)
     before = len(watcher.frames)
-    room.receive(writer, _good_edit(), now=0.0)
+    room.receive(writer, codec.decode(_good_edit()), now=0.0)
     if writer.closed is not None and writer.closed[0] == 4413:
         # The hostile peer's accepted edits filled the document to its size limit:
         # refusing further growth is that limit working, not a stalled room.

@@ -14,7 +14,6 @@ import os
 import pwd
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -26,6 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+
+from ysync.loadtest.servers import free_port
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -93,7 +94,7 @@ def _throwaway_postgres() -> Iterator[str]:
 def _start(as_postgres: list[str], pg_ctl: str, data: Path, log: Path, sockets: Path) -> int:
     last_error = ""
     for _ in range(3):  # a free port can be taken between finding and binding it
-        port = _free_port()
+        port = free_port()
         options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1"
         start = [pg_ctl, "-D", data, "-l", log, "-w", "-t", "30", "-o", options, "start"]
         result = _run(as_postgres, start)
@@ -148,13 +149,6 @@ def _check(prefix: list[str], command: list[str | Path]) -> None:
     result = _run(prefix, command)
     if result.returncode != 0:
         pytest.fail(f"{shlex.join(map(str, command))} failed:\n{result.stdout}{result.stderr}")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class PostgresServer:

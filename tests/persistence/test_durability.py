@@ -23,15 +23,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from aio import run
 from pycrdt import Doc, Map, MapEvent, Text
-from servers import YsyncProcess, readiness, wait_readiness
 
 from ysync.clients import Session, connect
 from ysync.clients.backoff import Backoff
 from ysync.clients.session import StatusEvent
 from ysync.persistence.urls import open_store
 from ysync.rooms import codec
+
+from support.aio import run
+from support.servers import YsyncProcess, readiness, wait_readiness
 
 T = TypeVar("T")
 

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import asyncpg
 import pytest
 
+from ysync.loadtest.servers import free_port
 from ysync.persistence.postgres import SCHEMA_VERSION, PostgresStore
 from ysync.rooms.protocols import StoreError
 
 
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_a_refused_connection_is_a_store_error() -> None:
-    store = PostgresStore(f"postgresql://ysync:secret@127.0.0.1:{unused_port()}/ysync")
+    store = PostgresStore(f"postgresql://ysync:secret@127.0.0.1:{free_port()}/ysync")
     with pytest.raises(StoreError, match="connect"):
         asyncio.run(store.open())
 

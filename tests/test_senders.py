@@ -1,4 +1,4 @@
-"""The direct-write path of the transport, against a recording transport (no sockets)."""
+"""How frames leave the server (`ysync.server.senders`), against a recording socket (no sockets)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from ysync.rooms import codec
-from ysync.rooms.hooks import Identity
 from ysync.server.metrics import TransportStats
-from ysync.server.transport import WebSocketPeer, binary_frame
+from ysync.server.senders import Broadcaster, DirectSender, FrameCache, binary_frame
 
 
 class RecordingTransport:
@@ -44,20 +43,8 @@ class RecordingTransport:
         self.pings += 1
 
 
-def direct_peer(transport: RecordingTransport, max_bytes: int = 1000) -> WebSocketPeer:
-    async def no_asgi(message: Any) -> None:
-        raise AssertionError(f"direct peers never use ASGI send: {message}")
-
-    return WebSocketPeer(
-        no_asgi,
-        connection_id=1,
-        identity=Identity(),
-        max_frames=10,
-        max_bytes=max_bytes,
-        keepalive=20.0,
-        stats=TransportStats(),
-        transport=transport,
-    )
+def direct_peer(transport: RecordingTransport, max_bytes: int = 1000) -> DirectSender:
+    return DirectSender(transport, Broadcaster(), max_bytes=max_bytes, stats=TransportStats())
 
 
 @pytest.mark.parametrize("length", [0, 125, 126, 65535, 65536])
@@ -74,23 +61,30 @@ def test_binary_frames_use_the_rfc_6455_length_forms(length: int) -> None:
     assert frame.endswith(payload)
 
 
-def test_a_broadcast_payload_is_framed_once() -> None:
-    payload = b"\x00\x02\x01\x00"
-    assert binary_frame(payload) is binary_frame(payload)
+def test_a_broadcast_message_is_encoded_and_framed_once() -> None:
+    cache = FrameCache(codec.encode)
+    message = codec.SyncUpdate(b"\x00\x00")
+    first = cache.frame(message)
+    assert first == binary_frame(codec.encode(message))
+    assert cache.frame(message) is first  # the same object for every recipient
+    assert cache.payload(message) is cache.payload(message)
+    other = codec.SyncUpdate(b"\x00\x00")  # equal, but another broadcast
+    assert cache.frame(other) == first and cache.frame(other) is not first
 
 
 def test_keep_alive_sends_a_no_op_only_after_silence() -> None:
     async def scenario() -> None:
         transport = RecordingTransport()
         peer = direct_peer(transport)
-        peer.send(b"\x00\x02\x00")
+        keepalive = binary_frame(codec.EMPTY_AWARENESS)
+        peer.write(binary_frame(b"\x00\x02\x00"))
         await asyncio.sleep(0)  # frames are written at the end of the loop turn
-        peer.keep_alive()  # something was sent since the last check: nothing to add
+        peer.keep_alive(keepalive)  # something was sent since the last check: nothing to add
         await asyncio.sleep(0)
         assert transport.written == [binary_frame(b"\x00\x02\x00")]
-        peer.keep_alive()  # silent since: a no-op the JS provider counts as a message
+        peer.keep_alive(keepalive)  # silent since: a no-op the JS provider counts as a message
         await asyncio.sleep(0)
-        assert transport.written[-1] == binary_frame(codec.EMPTY_AWARENESS)
+        assert transport.written[-1] == keepalive
         assert transport.pings == 2  # and the connection pings on every check
 
     asyncio.run(scenario())
@@ -101,7 +95,7 @@ def test_frames_of_one_turn_are_written_together_in_order() -> None:
         transport = RecordingTransport()
         peer = direct_peer(transport)
         for payload in (b"\x00\x02\x01", b"\x00\x02\x02", b"\x00\x02\x03"):
-            peer.send(payload)
+            peer.write(binary_frame(payload))
         assert transport.written == []  # nothing written mid-turn
         await asyncio.sleep(0)
         assert transport.written == [
@@ -115,16 +109,16 @@ def test_a_full_buffer_cuts_the_peer_off_with_4508_behind_what_is_buffered() -> 
     async def scenario() -> None:
         transport = RecordingTransport()
         peer = direct_peer(transport, max_bytes=1000)
-        peer.send(b"\x00\x02\x00")  # gathered, not yet written
+        peer.write(binary_frame(b"\x00\x02\x00"))  # gathered, not yet written
         transport.buffered = 990
-        peer.send(bytes(20))
+        peer.write(bytes(20))
         assert peer.closing
         # What was gathered goes out first, then the close frame.
         assert transport.written == [
             binary_frame(b"\x00\x02\x00"),
             ("close", 4508, "slow consumer: send buffer full"),
         ]
-        peer.send(b"more")  # nothing after the close frame
+        peer.write(b"more")  # nothing after the close frame
         await asyncio.sleep(0)
         assert len(transport.written) == 2
 

@@ -21,7 +21,8 @@ from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
 import uvicorn
-from servers import free_port
+
+from support.servers import free_port
 
 T = TypeVar("T")
 START_TIMEOUT = 10.0

@@ -21,6 +21,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ysync.loadtest.servers import free_port as free_port
+
 START_TIMEOUT = 20.0
 
 
@@ -44,12 +46,6 @@ async def wait_readiness(server: YsyncProcess, status: int, timeout: float = 5.0
         if time.monotonic() > deadline:
             raise AssertionError(f"/readyz still {code} {problems} after {timeout} s")
         await asyncio.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class YsyncProcess:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ysync.loadtest import node as node_packages
 
-JS_DIR = Path(__file__).parent / "js"
+JS_DIR = Path(__file__).parent.parent / "js"
 DEFAULT_TIMEOUT = 10.0
 # Extra time over a command's own timeout_ms, so the JS side's timeout error
 # (which says what it was waiting for) arrives before ours fires.

@@ -1,0 +1,1 @@
+"""Helpers the tests share: real server processes, JS clients, fakes, bounded waits."""
