@@ -13,7 +13,8 @@ FROM python:3.11.13-slim-bookworm
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/*.whl \
     && rm -rf /wheels \
-    && useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin ysync \
+    && groupadd --gid 10001 ysync \
+    && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin ysync \
     && mkdir /data \
     && chown 10001:10001 /data
 # Documents live in /data (mount a volume there); Python writes no bytecode next to the
