@@ -141,6 +141,9 @@ def test_grace_period_outlasts_prestop_drain_and_shutdown(
 
 def test_pod_disruption_budget_only_with_several_pods() -> None:
     assert find(render("minimal"), "PodDisruptionBudget") == []
+    stopped = render("trial", {"replicaCount": 0})  # scaled to 0 for a restore
+    assert one(stopped, "Deployment")["spec"]["replicas"] == 0
+    assert find(stopped, "PodDisruptionBudget") == []
     for name in ("production", "trial"):
         manifests = render(name)
         pdb = one(manifests, "PodDisruptionBudget")
