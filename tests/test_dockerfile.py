@@ -16,11 +16,12 @@ from pathlib import Path
 
 import yaml
 from chart import CHART, ROOT
-from servers import YsyncProcess, free_port
 
 from ysync.server import settings as settings_module
 from ysync.server.cli import _parser
 from ysync.server.settings import Settings, env_name
+
+from support.servers import YsyncProcess, free_port
 
 DOCKERFILE = ROOT / "Dockerfile"
 BIN = Path(sys.executable).parent

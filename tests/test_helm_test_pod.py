@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from chart import one, render
-from servers import YsyncProcess
+
+from support.servers import YsyncProcess
 
 SECRET = "helm-test-secret-of-at-least-32-bytes"
 BIN = str(Path(sys.executable).parent)  # ysync and python, as on the image's PATH

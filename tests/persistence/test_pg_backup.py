@@ -13,12 +13,13 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from aio import run
 from pycrdt import Doc, Map
-from servers import YsyncProcess
 
 from ysync.clients import connect
 from ysync.persistence.urls import open_store
+
+from support.aio import run
+from support.servers import YsyncProcess
 
 ROOMS = [f"backup/{n}" for n in range(5)]
 
