@@ -52,12 +52,13 @@ from ysync.clients.errors import (
     close_error,
     handshake_error,
 )
+from ysync.clients.sync import EMPTY_UPDATE as EMPTY_UPDATE
+from ysync.clients.sync import DocSync
 from ysync.rooms import codec
 
 log = logging.getLogger("ysync.clients")
 
 RENEW_INTERVAL = 15.0  # as the JS provider: others drop states older than 30 s
-EMPTY_UPDATE = b"\x00\x00"  # a Yjs update with no structs and no deletions
 _SLOW_DOWN_ATTEMPT = 3  # after 4529/4503/1013, start the backoff at this step
 
 TokenProvider = Callable[[], Awaitable[str | None] | str | None]
@@ -113,15 +114,13 @@ class _Pulse:
 class _Link:
     """One open WebSocket of a session, with its outgoing queue and writer task."""
 
-    __slots__ = ("queue", "replies", "requests", "synced", "writer", "ws")
+    __slots__ = ("queue", "requests", "writer", "ws")
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.writer: asyncio.Task[None] | None = None
-        self.synced = False
         self.requests = 0  # SyncStep1 messages we sent on this connection
-        self.replies = 0  # SyncStep2 messages we received on it
 
 
 class Session:
@@ -198,7 +197,7 @@ class Session:
         self._closing = False
         self._ended = False
         self._pulse = _Pulse()
-        self._applying_remote = False
+        self._sync = DocSync(self.doc, read_only=read_only)
         self._supervisor: asyncio.Task[None] | None = None
         self._renew_handle: asyncio.TimerHandle | None = None
         self._subscription = self.doc.observe(self._on_doc_change)
@@ -261,7 +260,7 @@ class Session:
     @property
     def is_synced(self) -> bool:
         """True while connected and past the initial sync of this connection."""
-        return self._link is not None and self._link.synced
+        return self._link is not None and self._sync.synced
 
     @property
     def error(self) -> ClientError | None:
@@ -343,10 +342,10 @@ class Session:
                     continue
                 link.requests += 1
                 target = link.requests
-                link.queue.put_nowait(codec.encode_sync_step1(self.doc.get_state()))
-                while self._link is link and link.replies < target:
+                link.queue.put_nowait(self._sync.step1())
+                while self._link is link and self._sync.steps_received < target:
                     await self._pulse.wait()
-                if link.replies >= target:
+                if self._sync.steps_received >= target:
                     return
 
         async with asyncio.timeout(timeout):
@@ -371,7 +370,7 @@ class Session:
         return f"room {self.room!r} is read-only for this session ({why})"
 
     def _on_doc_change(self, event: TransactionEvent) -> None:
-        if self._applying_remote:
+        if self._sync.applying_remote:
             return
         if self.read_only:
             # Raised out of the edit (pycrdt wraps observer errors in an
@@ -463,8 +462,9 @@ class Session:
             self._last_error = ConnectError(f"cannot connect to {self.url}: {exc}")
             return False
         link = _Link(ws)
+        link_synced = False
         try:
-            await self._serve(link)
+            link_synced = await self._serve(link)
         finally:
             if ws.state is not State.CLOSED:
                 ws.transport.abort()  # cancelled by close(): never leak the socket
@@ -472,9 +472,10 @@ class Session:
         reason = ws.close_reason or ""
         self._close_code, self._close_reason = code, reason
         self._last_error = close_error(code, reason)
-        return link.synced
+        return link_synced
 
-    async def _serve(self, link: _Link) -> None:
+    async def _serve(self, link: _Link) -> bool:
+        """Serve one connection until it closes; whether it reached `synced`."""
         self._link = link
         self._close_code = self._close_reason = None
         self.connects += 1
@@ -483,7 +484,7 @@ class Session:
         # SyncStep1 asks for what we lack; the server's SyncStep1, answered in
         # `_handle`, is what uploads our offline edits.
         link.requests = 1
-        link.queue.put_nowait(codec.encode_sync_step1(self.doc.get_state()))
+        link.queue.put_nowait(self._sync.start())
         self.awareness.announce()
         try:
             async for frame in link.ws:
@@ -506,6 +507,7 @@ class Session:
                 link.writer.cancel()  # close() already let it drain
             self.awareness.drop_remote()
             self._pulse.notify()
+        return self._sync.synced
 
     async def _write_loop(self, link: _Link) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -513,19 +515,7 @@ class Session:
                 await link.ws.send(frame)
 
     def _handle(self, link: _Link, message: codec.Message) -> None:
-        if isinstance(message, codec.SyncStep1):
-            link.queue.put_nowait(codec.encode_sync_step2(self._update_for(message.state_vector)))
-        elif isinstance(message, codec.SyncStep2):
-            self._apply_remote(message.update)
-            link.replies += 1
-            if not link.synced:
-                link.synced = True
-                self._set_status(Status.SYNCED)
-            self._pulse.notify()
-        elif isinstance(message, codec.SyncUpdate):
-            self._apply_remote(message.update)
-            self._pulse.notify()
-        elif isinstance(message, codec.AwarenessUpdate):
+        if isinstance(message, codec.AwarenessUpdate):
             self.awareness.apply(message.entries)
         elif isinstance(message, codec.QueryAwareness):
             self.awareness.announce()
@@ -535,22 +525,16 @@ class Session:
                     "room %r: the server made this session read-only: %s", self.room, message.reason
                 )
             self.permission_denied = message.reason
+            self._sync.read_only = True
             self._pulse.notify()
-
-    def _update_for(self, state_vector: bytes) -> bytes:
-        if self.read_only:
-            return EMPTY_UPDATE  # never upload edits the server refused
-        try:
-            return self.doc.get_update(state_vector)
-        except ValueError:
-            return self.doc.get_update()
-
-    def _apply_remote(self, update: bytes) -> None:
-        self._applying_remote = True
-        try:
-            self.doc.apply_update(update)
-        finally:
-            self._applying_remote = False
+        else:
+            was_synced = self._sync.synced
+            reply = self._sync.handle(message)
+            if reply is not None:
+                link.queue.put_nowait(reply)
+            if self._sync.synced and not was_synced:
+                self._set_status(Status.SYNCED)
+            self._pulse.notify()
 
     def _renew(self) -> None:
         """Every 15 s: renew our presence and forget presences nobody renewed."""

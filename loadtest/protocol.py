@@ -29,11 +29,11 @@ from pycrdt import Doc, Map, MapEvent, TransactionEvent
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from ysync.clients.sync import DocSync
 from ysync.rooms import codec
 
 Report = Callable[[str, float, int, BaseException | None], None]
 EDITS = "e"  # the map that carries the timed edits
-_EMPTY_UPDATE = b"\x00\x00"
 _MAX_FRAME = 64 * 1024 * 1024
 
 
@@ -46,10 +46,9 @@ class YClient:
         self.doc = Doc()
         self.edits: Map = self.doc.get(EDITS, type=Map)
         self.ws: ClientConnection | None = None
-        self.synced = False
+        self.sync = DocSync(self.doc)
         self.seq = 0
         self.awareness_clock = 0
-        self._applying_remote = False
         self.doc.observe(self._on_local_change)
         self.edits.observe(self._on_edits)
 
@@ -66,9 +65,9 @@ class YClient:
                 max_size=_MAX_FRAME,
                 compression=None,
             ).__enter__()
-            self.ws.send(codec.encode_sync_step1(self.doc.get_state()))
+            self.ws.send(self.sync.start())
             deadline = started + self.open_timeout
-            while not self.synced:
+            while not self.sync.synced:
                 left = deadline - time.perf_counter()
                 if left <= 0:
                     raise TimeoutError(f"not synced within {self.open_timeout} s")
@@ -100,22 +99,17 @@ class YClient:
         self.handle(frame)
         return True
 
+    @property
+    def synced(self) -> bool:
+        return self.sync.synced
+
     def handle(self, frame: bytes) -> None:
-        message = codec.decode(frame)
-        if isinstance(message, codec.SyncStep1):
-            update = self.doc.get_update(message.state_vector) if self.seq else _EMPTY_UPDATE
-            self._send(codec.encode_sync_step2(update))
-        elif isinstance(message, codec.SyncStep2 | codec.SyncUpdate):
-            self._applying_remote = True
-            try:
-                self.doc.apply_update(message.update)
-            finally:
-                self._applying_remote = False
-            if isinstance(message, codec.SyncStep2):
-                self.synced = True
+        reply = self.sync.handle(codec.decode(frame))
+        if reply is not None:
+            self._send(reply)
 
     def _on_edits(self, event: MapEvent) -> None:
-        if not self._applying_remote:
+        if not self.sync.applying_remote:
             return
         now = time.time()
         for change in event.keys.values():
@@ -146,7 +140,7 @@ class YClient:
         self._send(codec.encode_awareness([entry]))
 
     def _on_local_change(self, event: TransactionEvent) -> None:
-        if not self._applying_remote and self.ws is not None:
+        if not self.sync.applying_remote and self.ws is not None:
             self._send(codec.encode_update(event.update))
 
     def _send(self, frame: bytes) -> None:

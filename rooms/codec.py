@@ -33,6 +33,7 @@ SYNC_STEP1 = SyncType.STEP1
 SYNC_STEP2 = SyncType.STEP2
 SYNC_UPDATE = SyncType.UPDATE
 AUTH_PERMISSION_DENIED = 0
+EMPTY_UPDATE = b"\x00\x00"  # a Yjs update with no structs and no deletions
 
 
 def malformed(error: ProtocolError) -> Refusal:

@@ -30,7 +30,6 @@ from ysync.rooms.vocabulary import CloseCode, Refusal
 
 log = logging.getLogger("ysync.room")
 
-_EMPTY_UPDATE = b"\x00\x00"  # what a client with nothing new sends as its SyncStep2
 READ_ONLY = Refusal(CloseCode.FORBIDDEN, "read-only: document edits not allowed")
 
 
@@ -142,7 +141,7 @@ class Room:
         transport closes that connection."""
         state = self.peers[peer]
         if isinstance(message, codec.SyncUpdate | codec.SyncStep2):
-            if message.update == _EMPTY_UPDATE:
+            if message.update == codec.EMPTY_UPDATE:
                 return None
             if state.read_only:
                 peer.send(codec.permission_denied(READ_ONLY.reason))
@@ -293,7 +292,7 @@ class Room:
     def _on_change(self, event: TransactionEvent) -> None:
         # Runs inside pycrdt's transaction commit: nothing here may raise.
         delta: bytes = event.update
-        if delta == _EMPTY_UPDATE:
+        if delta == codec.EMPTY_UPDATE:
             # yrs integrated structs past a gap in a client's clocks (an update that
             # arrived before one it depends on, or a crafted one): the state vector
             # did not advance, so there is nothing to send or store yet. The delta
