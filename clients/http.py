@@ -12,16 +12,18 @@ The base URL may also be the WebSocket URL (`ws://` → `http://`, `wss://` →
 `Authorization: Bearer <token>`. Errors: `HTTPError` (status and the server's
 JSON `error`), `ConnectError` when the server cannot be reached.
 
-Endpoints: `GET /healthz`, `/readyz`, `/api/rooms`, `/api/rooms/<room>`,
-`/metrics`; methods are added here as the server's API grows. With `--auth jwt`
-the `/api/*` endpoints need an owner token.
+Every endpoint is written once, sans I/O, in `Endpoints` (a generator that
+yields the `Call` it needs and gets the response back); `Client` and
+`AsyncClient` only drive those generators, one line per method. Endpoints:
+`GET /healthz`, `/readyz`, `/api/rooms`, `/api/rooms/<room>`, `/metrics`. With
+`--auth jwt` the `/api/*` endpoints need an owner token.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -106,8 +108,79 @@ def _rooms(body: Any) -> Rooms:
     return Rooms(rooms, int(body.get("connections", 0)), body.get("node") or {})
 
 
-def _room_path(name: str) -> str:
-    return "/api/rooms/" + quote(name, safe="/")
+def room_path(name: str, *rest: str) -> str:
+    """`/api/rooms/<name>[/rest...]`, the room name percent-encoded (its `/` kept)."""
+    return "/".join(("/api/rooms/" + quote(name, safe="/"), *rest))
+
+
+# -- every endpoint, once, sans I/O ----------------------------------------------------
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One HTTP request an endpoint makes; `ok` lists non-2xx statuses that are answers."""
+
+    method: str
+    path: str
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    content: bytes | None = None
+    headers: Mapping[str, str] | None = None
+    ok: tuple[int, ...] = ()
+
+
+Exchange = Generator[Call, httpx.Response, T]
+"""An endpoint: yields each `Call`, is sent its response, returns the result."""
+
+
+def _json(call: Call) -> Exchange[Any]:
+    response = yield call
+    return _body(response, ok=call.ok)
+
+
+class Endpoints:
+    """The HTTP API, independent of how requests are sent (see `Client`, `AsyncClient`)."""
+
+    @staticmethod
+    def health() -> Exchange[dict[str, Any]]:
+        body: dict[str, Any] = yield from _json(Call("GET", "/healthz"))
+        return body
+
+    @staticmethod
+    def ready() -> Exchange[Readiness]:
+        return _readiness((yield from _json(Call("GET", "/readyz", ok=(503,)))))
+
+    @staticmethod
+    def rooms() -> Exchange[Rooms]:
+        return _rooms((yield from _json(Call("GET", "/api/rooms"))))
+
+    @staticmethod
+    def room(name: str) -> Exchange[dict[str, Any]]:
+        body: dict[str, Any] = yield from _json(Call("GET", room_path(name)))
+        return body
+
+    @staticmethod
+    def metrics() -> Exchange[str]:
+        response = yield Call("GET", "/metrics")
+        if not response.is_success:
+            _body(response)  # raises HTTPError
+        return response.text
+
+    @staticmethod
+    def get(path: str, *, ok: tuple[int, ...] = ()) -> Exchange[Any]:
+        """Any endpoint's JSON body as it is (e.g. for `--json` output)."""
+        return (yield from _json(Call("GET", path, ok=ok)))
+
+
+def _request(call: Call) -> dict[str, Any]:
+    return {
+        "params": call.params,
+        "json": call.json,
+        "content": call.content,
+        "headers": call.headers,
+    }
 
 
 class Client:
@@ -126,37 +199,43 @@ class Client:
             base_url=self.base_url, headers=_headers(token), timeout=timeout, transport=transport
         )
 
-    def _get(self, path: str) -> httpx.Response:
+    def _drive(self, exchange: Exchange[T]) -> T:
         try:
-            return self._http.get(path)
-        except httpx.TransportError as exc:
-            raise ConnectError(f"cannot reach {self.base_url}: {exc}") from exc
+            call = next(exchange)
+            while True:
+                try:
+                    response = self._http.request(call.method, call.path, **_request(call))
+                except httpx.TransportError as exc:
+                    raise ConnectError(f"cannot reach {self.base_url}: {exc}") from exc
+                call = exchange.send(response)
+        except StopIteration as done:
+            result: T = done.value
+            return result
 
     def health(self) -> dict[str, Any]:
         """`GET /healthz`: the process is alive (raises if not)."""
-        result: dict[str, Any] = _body(self._get("/healthz"))
-        return result
+        return self._drive(Endpoints.health())
 
     def ready(self) -> Readiness:
         """`GET /readyz`; a 503 ("not ready") is an answer, not an error."""
-        return _readiness(_body(self._get("/readyz"), ok=(503,)))
+        return self._drive(Endpoints.ready())
 
     def rooms(self) -> Rooms:
         """`GET /api/rooms`: rooms loaded on this node and their clients."""
-        return _rooms(_body(self._get("/api/rooms")))
+        return self._drive(Endpoints.rooms())
 
     def room(self, name: str) -> dict[str, Any]:
         """`GET /api/rooms/<name>`: one loaded room and its connections, as the
         server reports them (`HTTPError` 404 if it is not loaded on this node)."""
-        result: dict[str, Any] = _body(self._get(_room_path(name)))
-        return result
+        return self._drive(Endpoints.room(name))
 
     def metrics(self) -> str:
         """`GET /metrics`: the Prometheus exposition text."""
-        response = self._get("/metrics")
-        if not response.is_success:
-            _body(response)  # raises HTTPError
-        return response.text
+        return self._drive(Endpoints.metrics())
+
+    def get(self, path: str, *, ok: tuple[int, ...] = ()) -> Any:
+        """Any endpoint's JSON body as it is; a status in `ok` is an answer, not an error."""
+        return self._drive(Endpoints.get(path, ok=ok))
 
     def close(self) -> None:
         self._http.close()
@@ -184,31 +263,36 @@ class AsyncClient:
             base_url=self.base_url, headers=_headers(token), timeout=timeout, transport=transport
         )
 
-    async def _get(self, path: str) -> httpx.Response:
+    async def _drive(self, exchange: Exchange[T]) -> T:
         try:
-            return await self._http.get(path)
-        except httpx.TransportError as exc:
-            raise ConnectError(f"cannot reach {self.base_url}: {exc}") from exc
+            call = next(exchange)
+            while True:
+                try:
+                    response = await self._http.request(call.method, call.path, **_request(call))
+                except httpx.TransportError as exc:
+                    raise ConnectError(f"cannot reach {self.base_url}: {exc}") from exc
+                call = exchange.send(response)
+        except StopIteration as done:
+            result: T = done.value
+            return result
 
     async def health(self) -> dict[str, Any]:
-        result: dict[str, Any] = _body(await self._get("/healthz"))
-        return result
+        return await self._drive(Endpoints.health())
 
     async def ready(self) -> Readiness:
-        return _readiness(_body(await self._get("/readyz"), ok=(503,)))
+        return await self._drive(Endpoints.ready())
 
     async def rooms(self) -> Rooms:
-        return _rooms(_body(await self._get("/api/rooms")))
+        return await self._drive(Endpoints.rooms())
 
     async def room(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = _body(await self._get(_room_path(name)))
-        return result
+        return await self._drive(Endpoints.room(name))
 
     async def metrics(self) -> str:
-        response = await self._get("/metrics")
-        if not response.is_success:
-            _body(response)  # raises HTTPError
-        return response.text
+        return await self._drive(Endpoints.metrics())
+
+    async def get(self, path: str, *, ok: tuple[int, ...] = ()) -> Any:
+        return await self._drive(Endpoints.get(path, ok=ok))
 
     async def close(self) -> None:
         await self._http.aclose()

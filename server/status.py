@@ -18,11 +18,9 @@ import json
 import sys
 import time
 from typing import Any, TextIO
-from urllib.parse import quote
 
-import httpx
-
-from ysync.clients.http import http_base_url
+from ysync.clients.errors import ClientError
+from ysync.clients.http import Client, room_path
 
 COMMAND = "status"
 DEFAULT_URL = "http://127.0.0.1:1234"
@@ -57,18 +55,16 @@ def add_command(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    base = http_base_url(args.url)
-    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     try:
-        with httpx.Client(base_url=base, headers=headers, timeout=args.timeout) as http:
+        with Client(args.url, token=args.token, timeout=args.timeout) as api:
             if args.room:
                 # A room's owner may see the room without rights on the whole node.
-                body = _get(http, "/api/rooms/" + quote(args.room, safe="/"))
-                readiness = _get(http, "/readyz", answers=(503,))
+                body = api.get(room_path(args.room))
+                readiness = api.get("/readyz", ok=(503,))
             else:
-                body = _get(http, "/api/rooms")
+                body = api.get("/api/rooms")
                 readiness = body["node"]
-    except _Failed as exc:
+    except ClientError as exc:
         print(f"ysync status: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
@@ -79,27 +75,6 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     else:
         out.write(format_node(body, limit=args.limit))
     return EXIT_READY if readiness["ready"] else EXIT_NOT_READY
-
-
-class _Failed(Exception):
-    pass
-
-
-def _get(http: httpx.Client, path: str, answers: tuple[int, ...] = ()) -> Any:
-    """The JSON object at `path`; a status in `answers` is an answer, not a failure."""
-    try:
-        response = http.get(path)
-    except httpx.HTTPError as exc:
-        raise _Failed(f"cannot reach {http.base_url}: {exc}") from None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    ok = response.is_success or response.status_code in answers
-    if ok and isinstance(body, dict):
-        return body
-    error = body.get("error") if isinstance(body, dict) else response.text[:200]
-    raise _Failed(f"{path}: HTTP {response.status_code}: {error}")
 
 
 # -- formatting (pure: JSON in, text out) --------------------------------------------------
