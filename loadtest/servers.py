@@ -4,7 +4,7 @@ ysync runs from this checkout (`python -m ysync serve --store memory://`). The p
 installed on first use into a cache directory (default ``~/.cache/ysync-bench``, or
 ``$YSYNC_BENCH_CACHE``): npm `@hocuspocus/server` (v3: v4 needs Node 22) and
 `@y/websocket-server` 0.1.1 (the y-websocket reference server; 0.1.5 needs an unreleased
-yjs 14), and pycrdt-websocket from the current environment (a dependency of ysync),
+yjs 14), and pycrdt-websocket from the current environment (the `load` and `test` extras),
 served by uvicorn. Every server keeps its documents in memory.
 """
 

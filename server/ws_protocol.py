@@ -72,10 +72,18 @@ def _parse_request(raw: bytes) -> tuple[str, list[tuple[bytes, bytes]]]:
     return parts[1].decode("latin-1"), headers
 
 
+def _tokens(value: bytes) -> set[bytes]:
+    """The comma-separated tokens of a header value, lower-cased (RFC 9110 5.6.1)."""
+    return {token.strip().lower() for token in value.split(b",")}
+
+
 def _handshake_refusal(headers: dict[bytes, bytes]) -> bytes | None:
-    """The HTTP error answering a request that is not a valid WebSocket handshake."""
-    if b"websocket" not in headers.get(b"upgrade", b"").lower():
+    """The HTTP error answering a request that is not a valid WebSocket handshake
+    (RFC 6455 4.2.1: `Upgrade` holds the token websocket, `Connection` the token Upgrade)."""
+    if b"websocket" not in _tokens(headers.get(b"upgrade", b"")):
         return _http_error(400, "Bad Request", "missing 'Upgrade: websocket'")
+    if b"upgrade" not in _tokens(headers.get(b"connection", b"")):
+        return _http_error(400, "Bad Request", "missing 'Connection: Upgrade'")
     if headers.get(b"sec-websocket-version") != b"13":
         return _http_error(
             426,

@@ -21,7 +21,7 @@ from pycrdt import Doc, Map
 from tests.test_ws_frames import client_frame
 from ysync.rooms import codec
 from ysync.server.ws_frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT
-from ysync.server.ws_protocol import YsyncWebSocketProtocol, accept_key
+from ysync.server.ws_protocol import YsyncWebSocketProtocol, _handshake_refusal, accept_key
 
 from support.aio import run
 from support.servers import YsyncProcess
@@ -119,6 +119,36 @@ def test_a_bad_handshake_gets_an_http_error_with_a_json_body(
 ) -> None:
     code, body = run(http_refusal(server, handshake(**overrides)))
     assert code == status and words in body["error"]
+
+
+@pytest.mark.parametrize(
+    ("upgrade", "connection", "refused"),
+    [
+        (b"websocket", b"Upgrade", None),
+        (b"WebSocket", b"keep-alive, Upgrade", None),  # tokens, case-insensitive
+        (b"h2c, websocket", b"upgrade", None),
+        (b"notwebsocket", b"Upgrade", "Upgrade: websocket"),
+        (b"websocket2", b"Upgrade", "Upgrade: websocket"),
+        (b"websocket", b"keep-alive", "Connection: Upgrade"),
+        (b"websocket", b"", "Connection: Upgrade"),
+        (b"websocket", b"upgraded", "Connection: Upgrade"),
+    ],
+)
+def test_upgrade_and_connection_are_read_as_token_lists(
+    upgrade: bytes, connection: bytes, refused: str | None
+) -> None:
+    headers = {
+        b"upgrade": upgrade,
+        b"connection": connection,
+        b"sec-websocket-version": b"13",
+        b"sec-websocket-key": base64.b64encode(os.urandom(16)),
+    }
+    answer = _handshake_refusal(headers)
+    if refused is None:
+        assert answer is None
+    else:
+        assert answer is not None and answer.startswith(b"HTTP/1.1 400 ")
+        assert refused.encode() in answer
 
 
 def test_ping_is_answered_and_a_fragmented_message_is_joined(server: YsyncProcess) -> None:
