@@ -125,7 +125,9 @@ class ClientAwareness:
         self._observers.append(callback)
         return lambda: self._observers.remove(callback) if callback in self._observers else None
 
-    async def wait_for(self, predicate: Callable[[dict[int, Any]], bool], timeout: float) -> None:
+    async def wait_for(
+        self, predicate: Callable[[Mapping[int, Any]], bool], timeout: float
+    ) -> None:
         """Wait until `predicate(states)` holds; raise TimeoutError otherwise."""
         async with asyncio.timeout(timeout):
             while not predicate(self.states):

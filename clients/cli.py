@@ -25,6 +25,7 @@ from pycrdt import Array, ArrayEvent, Map, MapEvent, Text, TextEvent, Transactio
 from ysync.clients.awareness import AwarenessChange
 from ysync.clients.content import apply_json, describe, doc_to_json, root_kinds
 from ysync.clients.errors import ClientError
+from ysync.clients.events import map_changes, sequence_delta
 from ysync.clients.session import Session, Status, StatusEvent, connect
 from ysync.rooms.codec import decode_state_vector
 
@@ -282,10 +283,9 @@ class Watcher:
         self._clocks = clocks
         # Roots not observed yet; empty ones only when nothing observed changed
         # (probing costs a copy of the document).
+        roots = self.session.doc.keys()
         fresh = [
-            n
-            for n in self.session.doc
-            if n not in self._observed and (not lines or n not in self._empty)
+            n for n in roots if n not in self._observed and (not lines or n not in self._empty)
         ]
         if fresh:
             copy = doc_to_json(self.session.doc)
@@ -320,7 +320,7 @@ def _preview(value: Any) -> str:
 def _describe_event(path: str, event: Any) -> list[str]:
     if isinstance(event, MapEvent):
         out = []
-        for key, change in event.keys.items():
+        for key, change in map_changes(event).items():
             if change["action"] == "delete":
                 out.append(f"{path}.{key} deleted")
             else:
@@ -328,8 +328,9 @@ def _describe_event(path: str, event: Any) -> list[str]:
         return out
     if isinstance(event, TextEvent | ArrayEvent):
         text = isinstance(event, TextEvent)
-        inserts = [op["insert"] for op in event.delta if "insert" in op]
-        deleted = sum(int(op.get("delete", 0)) for op in event.delta)
+        delta = sequence_delta(event)
+        inserts = [op["insert"] for op in delta if "insert" in op]
+        deleted = sum(int(op.get("delete", 0)) for op in delta)
         parts = []
         if inserts:
             if text:

@@ -19,12 +19,12 @@ Kind = Literal["text", "map", "array", "xml"]
 
 
 def _probe(update: bytes, name: str, kind: type[Any]) -> Any:
-    doc = Doc()
+    doc: Doc[Any] = Doc()
     doc.apply_update(update)
     return doc.get(name, type=kind)
 
 
-def root_kinds(doc: Doc, names: Iterable[str] | None = None) -> dict[str, Kind | None]:
+def root_kinds(doc: Doc[Any], names: Iterable[str] | None = None) -> dict[str, Kind | None]:
     """Each root's type (of every root, or of `names`), from how it is used
     locally or else from its content.
 
@@ -79,7 +79,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-def root_value(doc: Doc, name: str, kind: Kind | None) -> Any:
+def root_value(doc: Doc[Any], name: str, kind: Kind | None) -> Any:
     """A root's value as JSON (text and XML as strings); None when empty."""
     if kind == "text":
         return str(doc.get(name, type=Text))
@@ -92,16 +92,16 @@ def root_value(doc: Doc, name: str, kind: Kind | None) -> Any:
     return None
 
 
-def doc_to_json(doc: Doc) -> dict[str, Any]:
+def doc_to_json(doc: Doc[Any]) -> dict[str, Any]:
     """Every root as JSON, sorted by name."""
     kinds = root_kinds(doc)
     # A copy to read from: reading a root with its type must not retype ours.
-    copy = Doc()
+    copy: Doc[Any] = Doc()
     copy.apply_update(doc.get_update())
     return {name: root_value(copy, name, kinds[name]) for name in sorted(kinds)}
 
 
-def describe(doc: Doc) -> str:
+def describe(doc: Doc[Any]) -> str:
     """A one-line summary: `t: text, 12 chars; m: map, 2 keys`."""
     parts = []
     for name, value in doc_to_json(doc).items():
@@ -116,7 +116,7 @@ def describe(doc: Doc) -> str:
     return "; ".join(parts) or "empty document"
 
 
-def apply_json(doc: Doc, data: Mapping[str, Any]) -> list[str]:
+def apply_json(doc: Doc[Any], data: Mapping[str, Any]) -> list[str]:
     """Make each named root hold the given value; return the names that changed.
 
     A string sets a text root (only the differing middle is replaced, so
@@ -150,7 +150,7 @@ def _json_kind(name: str, value: Any) -> Kind:
     )
 
 
-def _set_root(doc: Doc, name: str, value: Any) -> bool:
+def _set_root(doc: Doc[Any], name: str, value: Any) -> bool:
     if isinstance(value, str):
         return _set_text(doc.get(name, type=Text), value)
     if isinstance(value, dict):
@@ -161,7 +161,7 @@ def _set_root(doc: Doc, name: str, value: Any) -> bool:
         for key, item in value.items():
             if key not in current or current[key] != item:
                 mapping[key] = item
-        return current != value
+        return bool(current != value)
     array = doc.get(name, type=Array)
     if plain(array.to_py()) == value:
         return False

@@ -6,7 +6,7 @@
             session.doc.get("text", type=Text).insert(0, "hello ")
         session.awareness.set_local_state({"user": {"name": "bot"}})
 
-`session.doc` is a pycrdt Doc kept in sync both ways for the session's whole
+`session.doc` is a pycrdt Doc[Any] kept in sync both ways for the session's whole
 life: the session reconnects on its own (exponential backoff with jitter and a
 cap), and edits made while offline stay in the local document and reach the
 server in the sync handshake of the next connection. `session.status` and
@@ -144,7 +144,7 @@ class Session:
         url: str,
         room: str,
         *,
-        doc: Doc | None = None,
+        doc: Doc[Any] | None = None,
         params: Mapping[str, str] | None = None,
         token: str | None = None,
         token_provider: TokenProvider | None = None,
@@ -576,7 +576,7 @@ def connect(
     url: str,
     room: str,
     *,
-    doc: Doc | None = None,
+    doc: Doc[Any] | None = None,
     params: Mapping[str, str] | None = None,
     token: str | None = None,
     token_provider: TokenProvider | None = None,
@@ -607,7 +607,7 @@ def connect(
       tunes the delays (see `Backoff`).
     - `read_only=True`: refuse local edits from the start (otherwise the
       session becomes read-only when the server sends permission-denied).
-    - `doc`: an existing pycrdt Doc to sync (e.g. with offline edits already in it).
+    - `doc`: an existing pycrdt Doc[Any] to sync (e.g. with offline edits already in it).
     """
     return Session(
         url,

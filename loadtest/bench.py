@@ -123,7 +123,7 @@ async def wait_for_quiet(max_wait: float, threshold_pct: float = 25.0) -> float:
 
 def scenario_load(name: str, opts: Options) -> Load:
     s = opts.scale
-    timing: dict[str, float] = {}
+    timing: dict[str, Any] = {}
     if opts.quick:
         timing = {"warmup": 0.5, "duration": 2.0, "drain": 5.0}
     if name in ("many-rooms", "saturate"):
@@ -164,7 +164,8 @@ class RunResult:
 
     @property
     def p99_ms(self) -> float | None:
-        return self.result.get("latency_ms", {}).get("p99")
+        p99: float | None = self.result.get("latency_ms", {}).get("p99")
+        return p99
 
     @property
     def edits_per_s(self) -> float | None:
@@ -469,7 +470,7 @@ def _peak_rss_mb(s: ScenarioResult) -> float | None:
 
 def _kb(s: ScenarioResult) -> float | None:
     run = s.main
-    ok = run.result.get("connect", {}).get("ok") if run else None
+    ok: int | None = run.result.get("connect", {}).get("ok") if run else None
     if not run or not ok or not run.held_rss_bytes:
         return None
     return (run.held_rss_bytes - run.baseline_rss_bytes) / ok / 1000

@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 from pycrdt import Map, MapEvent
 
 from ysync.clients import Session, connect
+from ysync.clients.events import map_changes
 from ysync.loadtest.bench_persistence import percentile
 from ysync.loadtest.servers import free_port, terminate
 
@@ -78,7 +79,7 @@ class Arrivals:
 
     def _seen(self, event: MapEvent) -> None:
         # Read the event, not the map: the document is mid-transaction here.
-        seq = event.keys.get("seq", {}).get("newValue")
+        seq = map_changes(event).get("seq", {}).get("newValue")
         if isinstance(seq, int | float):
             self.times.setdefault(int(seq), time.perf_counter())
 
@@ -186,7 +187,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=20.0, help="edits/s per writer")
     args = parser.parse_args()
-    if os.cpu_count() and os.cpu_count() < 2:
+    cpus = os.cpu_count()
+    if cpus is not None and cpus < 2:
         print("warning: fewer than 2 CPUs: figures will be dominated by contention")
     asyncio.run(main_async(args))
 

@@ -57,6 +57,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pycrdt import Doc, Map, MapEvent, Text
 
 from ysync.clients import Session, connect
+from ysync.clients.events import map_changes
 from ysync.loadtest.servers import free_port, terminate
 from ysync.persistence.group_commit import GroupCommit
 from ysync.persistence.urls import OpenedStore, open_store
@@ -74,7 +75,7 @@ WORDS = ["lorem ", "ipsum ", "dolor ", "sit ", "amet, ", "consectetur ", "adipis
 def typing_stream(rng: random.Random, count: int, author: int = 0) -> list[bytes]:
     """`count` updates of one author: words typed at a cursor that jumps now and
     then, some backspacing, now and then a key set (each edit one update)."""
-    doc: Doc = Doc()
+    doc: Doc[Any] = Doc()
     text, meta = doc.get("text", type=Text), doc.get("meta", type=Map)
     updates: list[bytes] = []
     doc.observe(lambda event: updates.append(event.update))
@@ -102,7 +103,7 @@ def long_history(rng: random.Random, count: int, authors: int = 10) -> list[byte
     return [update for turn in zip(*streams, strict=True) for update in turn]
 
 
-def state_vector(doc: Doc) -> dict[int, int]:
+def state_vector(doc: Doc[Any]) -> dict[int, int]:
     """The doc's state vector decoded (client -> clock): its encoding's order varies."""
     return codec.decode_state_vector(doc.get_state())
 
@@ -125,7 +126,7 @@ class StoreUnderTest:
 
 
 async def _pg(url: str, sql: str, *args: Any) -> Any:
-    import asyncpg  # type: ignore[import-untyped]  # only for PostgreSQL
+    import asyncpg  # only for PostgreSQL
 
     conn = await asyncpg.connect(url, timeout=5)
     try:
@@ -247,7 +248,7 @@ async def drive_group_commit(
     from per-room streams for `seconds`: at `rate` appends/s, or (None) as fast
     as it commits, keeping the backlog at about a quarter second of commits."""
     timed = TimedStore(store)
-    log = GroupCommit(timed, FLUSH_WINDOW)  # type: ignore[arg-type]  # duck-typed store
+    log = GroupCommit(timed, FLUSH_WINDOW)
     committer = asyncio.create_task(log.run())
     rooms = [f"bench-append-{uuid.uuid4().hex[:6]}-{r}" for r in range(len(streams))]
     cursor = [0] * len(streams)
@@ -356,7 +357,7 @@ class Arrivals:
 
     def _seen(self, event: MapEvent) -> None:
         now = time.perf_counter()
-        for change in event.keys.values():  # one key per sender: no conflicting writes
+        for change in map_changes(event).values():  # one key per sender: no conflicting writes
             seq = change.get("newValue")
             if isinstance(seq, int | float):
                 self.times.setdefault(int(seq), now)
@@ -445,10 +446,10 @@ class LoadResult:
     log_entries_after: int
 
 
-async def timed_load(store: OpenedStore, room: str, repeat: int) -> tuple[float, float, Doc]:
+async def timed_load(store: OpenedStore, room: str, repeat: int) -> tuple[float, float, Doc[Any]]:
     """Median of `repeat` loads as the server does them: read, then apply into a Room."""
     totals, reads = [], []
-    doc: Doc = Doc()
+    doc: Doc[Any] = Doc()
     for _ in range(repeat):
         started = time.perf_counter()
         updates = await store.load(room)

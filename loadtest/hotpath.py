@@ -117,7 +117,7 @@ async def _connect(app: Any, room: str) -> _Socket:
 
 def _update_frames(count: int, payload: int = 100) -> list[bytes]:
     """`count` successive client updates, each setting one key of a map (as the benchmark's writers)."""
-    doc: Doc = Doc()
+    doc: Doc[Any] = Doc()
     edits = doc.get("e", type=Map)
     frames: list[bytes] = []
     doc.observe(lambda event: frames.append(codec.encode_update(event.update)))

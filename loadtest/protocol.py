@@ -29,6 +29,7 @@ from pycrdt import Doc, Map, MapEvent, TransactionEvent
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from ysync.clients.events import map_changes
 from ysync.clients.sync import DocSync
 from ysync.rooms import codec
 
@@ -43,8 +44,8 @@ class YClient:
         self.room = room
         self.report = report
         self.open_timeout = open_timeout
-        self.doc = Doc()
-        self.edits: Map = self.doc.get(EDITS, type=Map)
+        self.doc: Doc[Any] = Doc()
+        self.edits: Map[Any] = self.doc.get(EDITS, type=Map)
         self.ws: ClientConnection | None = None
         self.sync = DocSync(self.doc)
         self.seq = 0
@@ -112,7 +113,7 @@ class YClient:
         if not self.sync.applying_remote:
             return
         now = time.time()
-        for change in event.keys.values():
+        for change in map_changes(event).values():
             value = change.get("newValue")
             if isinstance(value, str):
                 sent = float(value.partition("|")[0])

@@ -35,7 +35,7 @@ raising `Refused`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 from ysync.rooms.codec import AwarenessEntry
@@ -49,7 +49,7 @@ log = logging.getLogger("ysync.extensions")
 MessageGate = Callable[[bytes], Refusal | None]
 """Checks one incoming frame of a connection; a refusal closes the connection."""
 
-Background = tuple[str, Callable[[], Awaitable[None]]]
+Background = tuple[str, Callable[[], Coroutine[Any, Any, None]]]
 """A named coroutine function the node runs in its task group for its whole life."""
 
 

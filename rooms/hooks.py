@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from pycrdt import Doc
 
@@ -110,7 +111,7 @@ class Hooks:
         """Decide who may connect; raise `Refused` to deny. Default: anyone edits."""
         return Identity()
 
-    async def load_document(self, room: str, doc: Doc) -> None:
+    async def load_document(self, room: str, doc: Doc[Any]) -> None:
         """Called once after `room` was loaded from the store, before any client
         sees it. Create initial content here (once, on the server: clients that
         each seed content would duplicate it); it is stored like any edit."""
@@ -119,6 +120,6 @@ class Hooks:
         """Called synchronously for every change to a loaded room's document.
         `origin` is "client", "bus" or "server". Keep it fast; never raises into ysync."""
 
-    async def store_document(self, room: str, doc: Doc) -> None:
+    async def store_document(self, room: str, doc: Doc[Any]) -> None:
         """Called when a room unloads (and at shutdown) after its updates are
         committed to the store; e.g. export the document to your own database."""

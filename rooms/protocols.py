@@ -99,6 +99,10 @@ class Peer(Protocol):
     itself). `close` ends the client's presence in the room with a refusal.
     """
 
+    def __hash__(self) -> int:
+        """Peers are keys: of a room's peer table, and as owners of awareness states."""
+        ...
+
     @property
     def identity(self) -> Identity: ...
 

@@ -48,16 +48,17 @@ def _node_key(node: str) -> str:
 
 
 def encode(envelope: Envelope) -> bytes:
-    return msgpack.packb(
+    packed: bytes = msgpack.packb(
         {
             "node": envelope.node,
             "seq": envelope.seq,
             "room": envelope.room,
-            "kind": envelope.kind,
+            "kind": envelope.kind.value,
             "payload": envelope.payload,
             "target": envelope.target,
         }
     )
+    return packed
 
 
 def decode(data: bytes) -> Envelope:

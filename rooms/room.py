@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from pycrdt import Doc, TransactionEvent, get_state
 
@@ -79,7 +80,7 @@ class Room:
     ) -> None:
         self.name = name
         self.config = config = config or RoomConfig()
-        self.doc: Doc = Doc()
+        self.doc: Doc[Any] = Doc()
         self.awareness = AwarenessState(config.awareness_timeout)
         self.peers: dict[Peer, PeerState] = {}
         self.update_listeners: list[UpdateListener] = []

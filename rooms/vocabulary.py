@@ -59,7 +59,7 @@ def is_permanent(code: int) -> bool:
 
 
 # The HTTP status a refusal answers with when it is made on the HTTP API.
-_HTTP_STATUS = {
+_HTTP_STATUS: dict[int, int] = {
     CloseCode.MALFORMED: 400,
     CloseCode.UNAUTHORIZED: 401,
     CloseCode.FORBIDDEN: 403,
@@ -82,7 +82,7 @@ class AuditAction(StrEnum):
 
 
 # The audit action a refusal is recorded as; refusals not listed are not audited.
-_AUDITED = {
+_AUDITED: dict[int, AuditAction] = {
     CloseCode.UNAUTHORIZED: AuditAction.AUTH_FAILED,
     CloseCode.FORBIDDEN: AuditAction.ACCESS_DENIED,
     CloseCode.TOO_LARGE: AuditAction.LIMIT_EXCEEDED,
@@ -173,7 +173,7 @@ class FrameKind(IntEnum):
 
 
 _SYNC_KINDS = (FrameKind.SYNC_STEP1, FrameKind.SYNC_STEP2, FrameKind.UPDATE)
-_KINDS = {
+_KINDS: dict[int, FrameKind] = {
     MessageType.AWARENESS: FrameKind.AWARENESS,
     MessageType.QUERY_AWARENESS: FrameKind.QUERY_AWARENESS,
     MessageType.AUTH: FrameKind.AUTH,
@@ -187,7 +187,7 @@ def peek_type(frame: bytes) -> FrameKind:
     kind = frame[0]
     if kind == MessageType.SYNC:
         return _SYNC_KINDS[frame[1]] if len(frame) > 1 and frame[1] < 3 else FrameKind.OTHER
-    return _KINDS.get(kind, FrameKind.OTHER)  # type: ignore[call-overload]
+    return _KINDS.get(kind, FrameKind.OTHER)
 
 
 class EnvelopeKind(StrEnum):

@@ -153,6 +153,7 @@ class JwtVerifier:
             return self._key, self._algorithm
         header = jwt.get_unverified_header(token)
         kid = header.get("kid")
+        jwk: jwt.PyJWK | None
         if kid is None and len(self._jwks) == 1:
             jwk = next(iter(self._jwks.values()))
         else:
@@ -284,12 +285,12 @@ async def authorize_api(
         return Identity(role=Role.OWNER)
     headers_only = ConnectionRequest(request.room, {}, request.headers, request.client)
     identity = await _api_identity(extensions, headers_only)
-    if _has(identity, needs):
+    if identity is not None and _has(identity, needs):
         return identity
     if request.room != ALL_ROOMS:  # a node-wide grant covers every room
         node_wide = dataclasses.replace(headers_only, room=ALL_ROOMS)
         identity = await _api_identity(extensions, node_wide)
-        if _has(identity, needs):
+        if identity is not None and _has(identity, needs):
             return identity
     raise Refused(CloseCode.FORBIDDEN, _needs_role(request.room, needs))
 
@@ -309,8 +310,8 @@ async def _api_identity(extensions: Extensions, request: ConnectionRequest) -> I
         raise
 
 
-def _has(identity: Identity | None, needs: Role) -> bool:
-    return identity is not None and not identity.read_only and identity.role.rank >= needs.rank
+def _has(identity: Identity, needs: Role) -> bool:
+    return not identity.read_only and identity.role.rank >= needs.rank
 
 
 def _needs_role(room: str, role: Role) -> str:

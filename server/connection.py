@@ -21,7 +21,7 @@ from ysync.rooms.extensions import MessageGate
 from ysync.rooms.hooks import ConnectionRequest, Identity
 from ysync.rooms.room import Room
 from ysync.rooms.vocabulary import CloseCode, Refusal, peek_type
-from ysync.server.senders import FrameCache, Sender, binary_frame
+from ysync.server.senders import DirectSender, FrameCache, Sender, binary_frame
 
 if TYPE_CHECKING:
     from ysync.server.transport import WebSocketEndpoint
@@ -196,7 +196,7 @@ class ClientConnection:
     def keep_alive(self) -> None:
         """Called every keepalive/2 seconds for direct connections (see the endpoint)."""
         sender = self.sender
-        if sender.direct:
+        if isinstance(sender, DirectSender):
             sender.keep_alive(KEEPALIVE_FRAME)
 
     def _schedule_expiry(self) -> None:

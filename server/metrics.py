@@ -65,29 +65,16 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        live = {"multiprocess_mode": "livesum"}
-        self.connections = Gauge(
-            "ysync_connections", "Open WebSocket connections", registry=r, **live
+        self.connections = self.gauge("ysync_connections", "Open WebSocket connections")
+        self.rooms = self.gauge("ysync_rooms_loaded", "Rooms loaded on this node")
+        self.idle_rooms = self.gauge(
+            "ysync_rooms_idle", "Loaded rooms with no connection (awaiting unload)"
         )
-        self.rooms = Gauge("ysync_rooms_loaded", "Rooms loaded on this node", registry=r, **live)
-        self.idle_rooms = Gauge(
-            "ysync_rooms_idle",
-            "Loaded rooms with no connection (awaiting unload)",
-            registry=r,
-            **live,
+        self.awareness = self.gauge("ysync_awareness_states", "Present awareness states")
+        self.pending = self.gauge(
+            "ysync_store_pending_bytes", "Accepted update bytes not yet committed"
         )
-        self.awareness = Gauge(
-            "ysync_awareness_states", "Present awareness states", registry=r, **live
-        )
-        self.pending = Gauge(
-            "ysync_store_pending_bytes",
-            "Accepted update bytes not yet committed",
-            registry=r,
-            **live,
-        )
-        self.redis_up = Gauge(
-            "ysync_redis_connected", "1 while the Redis bus is connected", registry=r, **live
-        )
+        self.redis_up = self.gauge("ysync_redis_connected", "1 while the Redis bus is connected")
         self.received = Counter(
             "ysync_messages_received_total", "Messages received from clients", ["type"], registry=r
         )
@@ -154,6 +141,12 @@ class Metrics:
         )
         self._folded: dict[str, int] = {}
 
+    def gauge(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
+        """A gauge that, with --workers N, sums the live workers' values."""
+        return Gauge(
+            name, documentation, labels, registry=self.registry, multiprocess_mode="livesum"
+        )
+
     def observe_gc(self, generation: int, seconds: float) -> None:
         self.gc_pauses.labels(str(generation)).observe(seconds)
 
@@ -202,7 +195,7 @@ class Metrics:
         """The exposition text (all workers' when multiprocess) and its content type."""
         if _multiprocess():
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 

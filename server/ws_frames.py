@@ -10,7 +10,7 @@ message bounded by `max_size` before any of it is buffered.
 
 from __future__ import annotations
 
-from websockets.frames import apply_mask  # C speedup when available
+from websockets.frames import apply_mask  # type: ignore[attr-defined]  # C speedup if built
 
 from ysync.rooms.vocabulary import CloseCode, may_be_sent
 

@@ -22,10 +22,13 @@ import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 import orjson
+from starlette.types import Message, Scope
+from uvicorn.config import Config
+from uvicorn.server import ServerState
 
 from ysync.rooms.vocabulary import CloseCode
 from ysync.server import ws_frames
@@ -123,8 +126,8 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
 
     def __init__(
         self,
-        config: Any,
-        server_state: Any,
+        config: Config,
+        server_state: ServerState,
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
@@ -132,7 +135,7 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
             config.load()
         self.config = config
         self.server_state = server_state
-        self.transport: Any = None
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set on connection_made
         self.client: tuple[str, int] | None = None
         self.handshake_complete = False
         self.close_sent = False
@@ -148,9 +151,10 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-        self.server_state.connections.add(self)
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvicorn types the set with its own protocols; shutdown() is all it calls.
+        self.server_state.connections.add(self)  # type: ignore[arg-type]
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.client = (str(peer[0]), int(peer[1]))
@@ -233,7 +237,7 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         self.transport.write(data)
 
-    def writelines(self, data: Any) -> None:
+    def writelines(self, data: list[bytes]) -> None:
         self.transport.writelines(data)
 
     def get_write_buffer_size(self) -> int:
@@ -361,9 +365,9 @@ class _AsgiSide:
     def __init__(self, protocol: YsyncWebSocketProtocol, app_state: dict[str, Any]) -> None:
         self.protocol = protocol
         self.app_state = app_state
-        self.scope: dict[str, Any] = {}
+        self.scope: Scope = {}
         self.key = b""
-        self.queue: deque[dict[str, Any]] = deque()
+        self.queue: deque[Message] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.early_bytes = b""
 
@@ -418,7 +422,7 @@ class _AsgiSide:
         self.queue.clear()
         return [m for m in unread if m is not None]
 
-    def _put(self, event: dict[str, Any]) -> None:
+    def _put(self, event: Message) -> None:
         self.queue.append(event)
         waiter = self.waiter
         if waiter is not None and not waiter.done():
@@ -445,7 +449,7 @@ class _AsgiSide:
         elif not protocol.close_sent:
             protocol.send_close(CloseCode.NORMAL, "")
 
-    async def receive(self) -> dict[str, Any]:
+    async def receive(self) -> Message:
         while not self.queue:
             self.waiter = asyncio.get_running_loop().create_future()
             try:
@@ -454,7 +458,7 @@ class _AsgiSide:
                 self.waiter = None
         return self.queue.popleft()
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: Message) -> None:
         protocol = self.protocol
         kind = message["type"]
         if protocol.disconnected:
