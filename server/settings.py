@@ -141,6 +141,16 @@ class Settings:
         "seconds from SIGTERM/SIGINT to exit, drain included; past it the process exits "
         "with status 1 (below Kubernetes' default 30 s grace period)",
     )
+    demo: bool = _setting(
+        True,
+        "serve the demo at / and the inspector at /inspect (static pages; they use the same "
+        "WebSocket and /api endpoints as any client, with the same auth)",
+    )
+    demo_dev_tokens: bool = _setting(
+        False,
+        "POST /demo/token hands anyone a token signed with --jwt-secret, for trying the demo "
+        "with --auth jwt; development only",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -203,6 +213,11 @@ class Settings:
                 "or a message of the largest accepted size could never pass"
             )
         self._validate_auth()
+        if self.demo_dev_tokens and not (self.demo and self.auth == "jwt" and self.jwt_secret):
+            raise ValueError(
+                "--demo-dev-tokens signs tokens with the HS256 secret: it needs the demo on, "
+                "--auth jwt and --jwt-secret"
+            )
         for name in (
             "send_queue_frames",
             "send_queue_bytes",
@@ -248,7 +263,18 @@ def _flag(setting: str) -> str:
     return "--" + setting.replace("_", "-")
 
 
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
+_BOOLEANS |= {"0": False, "false": False, "no": False, "off": False}
+
+
 def _convert(name: str, type_name: Any, raw: str) -> Any:
+    if str(type_name) == "bool":
+        try:
+            return _BOOLEANS[raw.strip().lower()]
+        except KeyError:
+            raise ValueError(
+                f"{name}: expected 1/0, true/false, yes/no or on/off, got {raw!r}"
+            ) from None
     kind = {"int": int, "float": float}.get(str(type_name), str)
     try:
         return kind(raw)
@@ -257,17 +283,18 @@ def _convert(name: str, type_name: Any, raw: str) -> Any:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one flag per setting; unset flags stay None so the environment applies."""
+    """Add one flag per setting (`--x`/`--no-x` for booleans); unset flags stay None."""
     for f in fields(Settings):
         default = f.default if f.default is not MISSING else None
-        parser.add_argument(
-            _flag(f.name),
-            dest=f.name,
-            default=None,
-            type={"int": int, "float": float}.get(str(f.type), str),
-            choices=f.metadata["choices"],
-            help=f"{f.metadata['help']} [env {env_name(f.name)}, default {default!r}]",
-        )
+        text = f"{f.metadata['help']} [env {env_name(f.name)}, default {default!r}]"
+        if str(f.type) == "bool":
+            kind: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
+        else:
+            kind = {
+                "type": {"int": int, "float": float}.get(str(f.type), str),
+                "choices": f.metadata["choices"],
+            }
+        parser.add_argument(_flag(f.name), dest=f.name, default=None, help=text, **kind)
 
 
 def from_arguments(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
