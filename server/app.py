@@ -30,7 +30,7 @@ from ysync.rooms.local_bus import LocalBus
 from ysync.rooms.protocols import Bus, Store
 from ysync.rooms.redis_bus import RedisBus
 from ysync.rooms.registry import RoomRegistry
-from ysync.server import gc_tuning, http_api
+from ysync.server import demo, gc_tuning, http_api
 from ysync.server.auth import authenticator_for
 from ysync.server.drain import RESTART_REASON, Drain
 from ysync.server.limits import Limits
@@ -217,4 +217,6 @@ def create_app(
     )
     app.state.ysync = None
     app.router.routes.append(WebSocketRoute(prefix + "{room:path}", _LateBoundEndpoint(app)))
+    if settings.demo:  # HTTP-only routes: no WebSocket path is shadowed
+        app.router.routes.extend(demo.routes(settings))
     return app
