@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 from authtokens import SECRET, hs256
 from browser import ARTIFACTS, NARROW, WIDE, Pages, doc_json, launch, screenshot
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from servers import YsyncProcess
 
 pytestmark = pytest.mark.slow
@@ -138,7 +138,7 @@ def test_canvas_edits_reach_the_other_page(server: YsyncProcess, pages: Pages) -
     # Recolor and delete.
     ada.click('.swatch[data-color="#bfdbfe"]')
     wait_element(grace, {"color": "#bfdbfe"})
-    assert grace.locator("#layer-elements .el .shape").get_attribute("fill") == "#bfdbfe"
+    expect(grace.locator("#layer-elements .el .shape")).to_have_attribute("fill", "#bfdbfe")
     ada.click("#delete-element")
     grace.locator("#layer-elements .el").wait_for(state="detached")
     assert doc_json(grace)["elements"] == {}
@@ -216,7 +216,7 @@ def test_inspector_shows_the_room_its_clients_and_the_document(
     names = sorted(awareness.nth(i).locator("td").nth(1).inner_text() for i in range(2))
     assert names == ["Ada", "Grace"]
     assert awareness.count() == 2
-    assert ada.locator("#presence .avatar").count() == 2
+    expect(ada.locator("#presence .avatar")).to_have_count(2)
     # The document as JSON: the sticky note and the text.
     tree = inspector.locator("#document")
     tree.get_by_text('"Inspect me"').wait_for()
