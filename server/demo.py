@@ -20,6 +20,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from ysync.rooms.hooks import Role
 from ysync.server.settings import Settings
 
 log = logging.getLogger("ysync.demo")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 DIST = Path(__file__).parent / "web" / "dist"
 ASSETS = {"demo.js": "text/javascript", "inspect.js": "text/javascript", "style.css": "text/css"}
@@ -112,7 +115,7 @@ def routes(settings: Settings) -> list[Route]:
     return found
 
 
-def _page(template: str) -> Any:
+def _page(template: str) -> Endpoint:
     async def page(request: Request) -> Response:
         # <base href> is the app's root, so the pages work mounted under a prefix too.
         root = request.scope.get("root_path", "").rstrip("/") + "/"
@@ -122,7 +125,7 @@ def _page(template: str) -> Any:
     return page
 
 
-def _dev_token_endpoint(settings: Settings) -> Any:
+def _dev_token_endpoint(settings: Settings) -> Endpoint:
     roles = [role.value for role in Role]
 
     async def endpoint(request: Request) -> Response:
