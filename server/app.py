@@ -37,6 +37,7 @@ from ysync.rooms.vocabulary import CloseCode, Refusal
 from ysync.server import gc_tuning, http_api
 from ysync.server.audit import AuditExtension
 from ysync.server.auth import auth_extensions
+from ysync.server.demo import DemoExtension
 from ysync.server.drain import RESTART, Drain
 from ysync.server.limits import Limits, LimitsExtension
 from ysync.server.logs import configure as configure_logs
@@ -144,6 +145,7 @@ def create_app(
         static.append(from_hooks(hooks))
     static += [
         *extensions,
+        *([DemoExtension(settings)] if settings.demo else []),
         AuditExtension(),
         MetricsExtension(metrics, lambda: app.state.ysync),
     ]

@@ -75,6 +75,9 @@ def serve(settings: Settings) -> int:
         fan_out,
         settings.workers,
     )
+    if settings.demo:
+        site = f"http://{settings.host}:{settings.port}"
+        log.info("demo: %s/  inspector: %s/inspect  (--no-demo turns them off)", site, site)
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,

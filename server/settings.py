@@ -141,6 +141,16 @@ class Settings:
         "seconds from SIGTERM/SIGINT to exit, drain included; past it the process exits "
         "with status 1 (below Kubernetes' default 30 s grace period)",
     )
+    demo: bool = _setting(
+        True,
+        "serve the demo at / and the inspector at /inspect (static pages; they use the same "
+        "WebSocket and /api endpoints as any client, with the same auth)",
+    )
+    demo_dev_tokens: bool = _setting(
+        False,
+        "POST /demo/token hands anyone a token signed with --jwt-secret, for trying the demo "
+        "with --auth jwt; development only",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -155,10 +165,25 @@ class Settings:
 
     def validated(self) -> Settings:
         """Return self, or raise ValueError naming the setting that is wrong."""
+        self._validate_ranges()
+        self._validate_topology()
+        self._validate_limits()
+        self._validate_auth()
+        return self
+
+    def _validate_ranges(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be 1-65535, not {self.port}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, not {self.workers}")
+        for name in _NON_NEGATIVE:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        for name in _POSITIVE:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+    def _validate_topology(self) -> None:
         if self.workers > 1 and not self.redis_url:
             raise ValueError(
                 "--workers > 1 needs --redis-url: without Redis each process would hold "
@@ -171,30 +196,13 @@ class Settings:
             )
         if not self.path_prefix.startswith("/") or not self.path_prefix.endswith("/"):
             raise ValueError(f"path_prefix must start and end with '/', not {self.path_prefix!r}")
-        for name in (
-            "flush_window",
-            "unload_grace",
-            "awareness_timeout",
-            "jwt_leeway",
-            "token_expiry_grace",
-            "max_document_bytes",
-            "max_clients_per_room",
-            "max_rooms",
-            "rate_messages",
-            "rate_bytes",
-            "ip_connections_per_minute",
-            "ip_ban_seconds",
-            "drain_seconds",
-        ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative")
         if self.shutdown_timeout <= self.drain_seconds:
             raise ValueError(
                 "shutdown_timeout must be greater than drain_seconds: after the drain the "
                 "node still closes its connections and commits what it accepted"
             )
-        if self.auth_timeout <= 0:
-            raise ValueError("auth_timeout must be positive")
+
+    def _validate_limits(self) -> None:
         if self.rate_messages and self.rate_messages_burst < 1:
             raise ValueError("rate_messages_burst must be at least 1")
         if self.rate_bytes and self.rate_bytes_burst < self.max_message_bytes:
@@ -202,19 +210,13 @@ class Settings:
                 "rate_bytes_burst must be at least max_message_bytes, "
                 "or a message of the largest accepted size could never pass"
             )
-        self._validate_auth()
-        for name in (
-            "send_queue_frames",
-            "send_queue_bytes",
-            "max_message_bytes",
-            "max_pending_bytes",
-            "compact_after_updates",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive")
-        return self
 
     def _validate_auth(self) -> None:
+        if self.demo_dev_tokens and not (self.demo and self.auth == "jwt" and self.jwt_secret):
+            raise ValueError(
+                "--demo-dev-tokens signs tokens with the HS256 secret: it needs the demo on, "
+                "--auth jwt and --jwt-secret"
+            )
         keys = {
             "--jwt-secret": self.jwt_secret,
             "--jwt-public-key": self.jwt_public_key,
@@ -235,6 +237,32 @@ class Settings:
             raise ValueError("--jwt-secret must be at least 32 bytes (RFC 7518 section 3.2)")
 
 
+# Checked by `Settings.validated`.
+_NON_NEGATIVE = (
+    "flush_window",
+    "unload_grace",
+    "awareness_timeout",
+    "jwt_leeway",
+    "token_expiry_grace",
+    "max_document_bytes",
+    "max_clients_per_room",
+    "max_rooms",
+    "rate_messages",
+    "rate_bytes",
+    "ip_connections_per_minute",
+    "ip_ban_seconds",
+    "drain_seconds",
+)
+_POSITIVE = (
+    "auth_timeout",
+    "send_queue_frames",
+    "send_queue_bytes",
+    "max_message_bytes",
+    "max_pending_bytes",
+    "compact_after_updates",
+)
+
+
 def to_environ(settings: Settings) -> dict[str, str]:
     """The `YSYNC_*` variables that rebuild `settings` (for worker processes)."""
     return {env_name(f.name): str(getattr(settings, f.name)) for f in fields(Settings)}
@@ -248,7 +276,18 @@ def _flag(setting: str) -> str:
     return "--" + setting.replace("_", "-")
 
 
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
+_BOOLEANS |= {"0": False, "false": False, "no": False, "off": False}
+
+
 def _convert(name: str, type_name: Any, raw: str) -> Any:
+    if str(type_name) == "bool":
+        try:
+            return _BOOLEANS[raw.strip().lower()]
+        except KeyError:
+            raise ValueError(
+                f"{name}: expected 1/0, true/false, yes/no or on/off, got {raw!r}"
+            ) from None
     kind = {"int": int, "float": float}.get(str(type_name), str)
     try:
         return kind(raw)
@@ -257,17 +296,18 @@ def _convert(name: str, type_name: Any, raw: str) -> Any:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one flag per setting; unset flags stay None so the environment applies."""
+    """Add one flag per setting (`--x`/`--no-x` for booleans); unset flags stay None."""
     for f in fields(Settings):
         default = f.default if f.default is not MISSING else None
-        parser.add_argument(
-            _flag(f.name),
-            dest=f.name,
-            default=None,
-            type={"int": int, "float": float}.get(str(f.type), str),
-            choices=f.metadata["choices"],
-            help=f"{f.metadata['help']} [env {env_name(f.name)}, default {default!r}]",
-        )
+        text = f"{f.metadata['help']} [env {env_name(f.name)}, default {default!r}]"
+        if str(f.type) == "bool":
+            kind: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
+        else:
+            kind = {
+                "type": {"int": int, "float": float}.get(str(f.type), str),
+                "choices": f.metadata["choices"],
+            }
+        parser.add_argument(_flag(f.name), dest=f.name, default=None, help=text, **kind)
 
 
 def from_arguments(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:

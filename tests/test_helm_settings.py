@@ -31,7 +31,7 @@ MANAGED = {
 }
 # What must only ever come from a Secret.
 SECRET_VARIABLES = {"YSYNC_JWT_SECRET", "YSYNC_REDIS_URL"}
-SCHEMA_TYPES = {"int": "integer", "float": "number", "str": "string"}
+SCHEMA_TYPES = {"int": "integer", "float": "number", "str": "string", "bool": "boolean"}
 PEM = "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"
 # One variant per managed setting that shows the chart produces its variable.
 VARIANTS: list[tuple[str, dict[str, Any]]] = [

@@ -74,3 +74,31 @@ def test_cli_help_lists_every_setting_with_its_variable() -> None:
     for name in Settings.__dataclass_fields__:
         assert "--" + name.replace("_", "-") in result.stdout
         assert settings_module.env_name(name) in result.stdout.replace("\n", " ").replace(" ", "")
+
+
+def test_boolean_settings_have_a_flag_and_its_negation_and_read_the_environment() -> None:
+    assert parse([]).demo is True
+    assert parse(["--no-demo"]).demo is False
+    assert parse([], {"YSYNC_DEMO": "0"}).demo is False
+    assert parse([], {"YSYNC_DEMO": "off"}).demo is False
+    assert parse(["--demo"], {"YSYNC_DEMO": "false"}).demo is True  # the flag wins
+    with pytest.raises(ValueError, match="demo: expected 1/0"):
+        parse([], {"YSYNC_DEMO": "maybe"})
+    # What `--workers N` hands its worker processes reads back the same.
+    settings = parse(["--no-demo"])
+    environ = settings_module.to_environ(settings)
+    assert environ["YSYNC_DEMO"] == "False"
+    assert Settings.from_env(environ) == settings
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--demo-dev-tokens"],  # auth off: nothing to sign for
+        ["--demo-dev-tokens", "--no-demo", "--auth", "jwt", "--jwt-secret", "s" * 32],
+    ],
+)
+def test_dev_tokens_need_the_demo_and_an_hs256_secret(argv: list[str]) -> None:
+    with pytest.raises(ValueError, match="--demo-dev-tokens"):
+        parse(argv)
+    assert parse(["--demo-dev-tokens", "--auth", "jwt", "--jwt-secret", "s" * 32]).demo_dev_tokens

@@ -1,0 +1,356 @@
+"""The demo and the inspector in a real headless chromium, against a real ysync process.
+
+Each page runs the bundled demo (real Yjs, y-websocket, y-prosemirror) in its own
+browser context, so whatever two pages share went through the server. Every wait is
+on something the page shows, under Playwright's timeout; any console error fails
+the test (see tests/browser.py). Screenshots of each step go to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import statistics
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from support.authtokens import SECRET, hs256
+from support.browser import ARTIFACTS, NARROW, WIDE, Pages, doc_json, launch, screenshot
+from support.servers import YsyncProcess
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def pages(browser: Browser) -> Iterator[Pages]:
+    with Pages(browser) as pages:
+        yield pages
+
+
+def demo_url(server: YsyncProcess, room: str) -> str:
+    return f"{server.http_url}/?room={room}"
+
+
+def element_box(page: Page, index: int = 0) -> dict[str, float]:
+    box = page.locator("#layer-elements .el").nth(index).bounding_box()
+    assert box is not None
+    return box
+
+
+def element(page: Page, index: int = 0) -> dict[str, object]:
+    """The fields of the page's `index`-th element (in id order) from its Y.Doc."""
+    return page.evaluate(
+        """(i) => { const m = ysyncDemo.doc.getMap('elements');
+                    const id = [...m.keys()].sort()[i]; return m.get(id).toJSON() }""",
+        index,
+    )
+
+
+def wait_element(page: Page, expected: dict[str, object], index: int = 0) -> None:
+    """Wait until the page's element has `expected` fields in its doc and is drawn there."""
+    page.wait_for_function(
+        """([i, want]) => { const m = ysyncDemo.doc.getMap('elements');
+              const id = [...m.keys()].sort()[i]; const el = id && m.get(id);
+              if (!el || !Object.entries(want).every(([k, v]) => el.get(k) === v)) return false;
+              const node = document.querySelector(`#layer-elements .el[data-id="${id}"]`);
+              return node && node.getAttribute('transform') === `translate(${el.get('x')} ${el.get('y')})` }""",
+        arg=[index, expected],
+    )
+
+
+def drag(page: Page, start: tuple[float, float], by: tuple[float, float]) -> None:
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(start[0] + by[0], start[1] + by[1], steps=8)
+    page.mouse.up()
+
+
+def editor_text(page: Page) -> str:
+    """The text in the page's editor, without the other people's caret labels."""
+    return page.evaluate(
+        """() => { const copy = document.querySelector('#editor .ProseMirror').cloneNode(true);
+                   copy.querySelectorAll('.ProseMirror-yjs-cursor').forEach((c) => c.remove());
+                   return copy.textContent }"""
+    )
+
+
+def test_two_pages_type_in_one_text_and_see_each_others_named_caret(
+    server: YsyncProcess, pages: Pages
+) -> None:
+    room = "browser-text"
+    ada = pages.open(demo_url(server, room), name="Ada", color="#e11d48")
+    grace = pages.open(demo_url(server, room), name="Grace", color="#16a34a")
+    ada.click("#editor .ProseMirror")
+    ada.keyboard.type("Hello from Ada.")
+    grace.locator("#editor .ProseMirror").get_by_text("Hello from Ada.").wait_for()
+    grace.click("#editor .ProseMirror")
+    grace.keyboard.press("End")
+    grace.keyboard.type(" Grace was here.")
+    ada.locator("#editor .ProseMirror").get_by_text("Hello from Ada. Grace was here.").wait_for()
+    # Each sees the other's caret, labelled with the other's name, in the other's color.
+    grace_caret = ada.locator('.ProseMirror-yjs-cursor[data-name="Grace"]')
+    grace_caret.wait_for()
+    assert grace_caret.locator("div").inner_text() == "Grace"
+    assert "rgb(22, 163, 74)" in grace_caret.evaluate("e => getComputedStyle(e).borderLeftColor")
+    grace.locator('.ProseMirror-yjs-cursor[data-name="Ada"]').wait_for()
+    assert ada.locator('.ProseMirror-yjs-cursor[data-name="Ada"]').count() == 0  # not our own
+    assert editor_text(ada) == editor_text(grace) == "Hello from Ada. Grace was here."
+    screenshot(ada, "text-1-ada-sees-grace")
+    screenshot(grace, "text-2-grace-sees-ada")
+
+
+def test_canvas_edits_reach_the_other_page(server: YsyncProcess, pages: Pages) -> None:
+    room = "browser-canvas"
+    ada = pages.open(demo_url(server, room), name="Ada")
+    grace = pages.open(demo_url(server, room), name="Grace")
+    ada.click('[data-add="rect"]')
+    grace.locator("#layer-elements .el").wait_for()
+    start = element(ada)
+    wait_element(grace, {"x": start["x"], "y": start["y"], "type": "rect"})
+    screenshot(grace, "canvas-1-grace-sees-new-shape")
+
+    # Drag: Grace sees it move to where Ada put it, and sees Ada's selection on it.
+    box = element_box(ada)
+    drag(ada, (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2), (200, 120))
+    moved = {"x": start["x"] + 200, "y": start["y"] + 120}
+    wait_element(ada, moved)
+    wait_element(grace, moved)
+    grace.locator(".remote-selection").wait_for()
+    screenshot(grace, "canvas-2-grace-sees-the-drag")
+
+    # Resize from the corner handle.
+    box = element_box(ada)
+    drag(ada, (box["x"] + box["width"] - 2, box["y"] + box["height"] - 2), (40, 30))
+    wait_element(grace, {"w": start["w"] + 40, "h": start["h"] + 30})
+
+    # Recolor and delete.
+    ada.click('.swatch[data-color="#bfdbfe"]')
+    wait_element(grace, {"color": "#bfdbfe"})
+    expect(grace.locator("#layer-elements .el .shape")).to_have_attribute("fill", "#bfdbfe")
+    ada.click("#delete-element")
+    grace.locator("#layer-elements .el").wait_for(state="detached")
+    assert doc_json(grace)["elements"] == {}
+
+
+def test_a_cursor_from_one_page_appears_on_the_other(server: YsyncProcess, pages: Pages) -> None:
+    room = "browser-cursor"
+    ada = pages.open(demo_url(server, room), name="Ada", color="#7c3aed")
+    grace = pages.open(demo_url(server, room), name="Grace")
+    # Ada's page notes when each pointer move happens; Grace's when each of Ada's
+    # cursor positions is drawn. Both are Unix-epoch milliseconds of one machine.
+    ada.evaluate(
+        """() => { window.sent = {}; const svg = document.getElementById('canvas');
+             svg.addEventListener('pointermove', (e) => { const b = svg.getBoundingClientRect();
+               window.sent[`${Math.round(e.clientX - b.left)},${Math.round(e.clientY - b.top)}`] =
+                 performance.timeOrigin + e.timeStamp }, true) }"""
+    )
+    grace.evaluate(
+        """() => { window.seen = {}; new MutationObserver(() => {
+             for (const c of document.querySelectorAll('#layer-cursors .cursor[data-name="Ada"]')) {
+               const key = `${c.dataset.x},${c.dataset.y}`;
+               if (!(key in window.seen)) window.seen[key] = performance.timeOrigin + performance.now() }
+           }).observe(document.getElementById('layer-cursors'), {childList: true, subtree: true}) }"""
+    )
+    origin = ada.locator("#canvas").bounding_box()
+    assert origin is not None
+    latencies = []
+    for i in range(20):
+        x, y = 120 + 17 * i, 200 + 9 * i
+        ada.mouse.move(origin["x"] + x, origin["y"] + y)
+        key = f"{x},{y}"
+        grace.wait_for_function("(key) => key in window.seen", arg=key)
+        sent = ada.evaluate("(key) => window.sent[key]", key)
+        latencies.append(grace.evaluate("(key) => window.seen[key]", key) - sent)
+    label = grace.locator('#layer-cursors .cursor[data-name="Ada"]')
+    assert label.locator("text").text_content() == "Ada"
+    assert label.locator("path").get_attribute("fill") == "#7c3aed"
+    screenshot(grace, "cursor-1-grace-sees-ada")
+    report = {
+        "samples": len(latencies),
+        "median_ms": round(statistics.median(latencies), 1),
+        "max_ms": round(max(latencies), 1),
+        "all_ms": [round(v, 1) for v in latencies],
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "cursor-latency.json").write_text(json.dumps(report, indent=1))
+    print(f"cursor latency, pointer move on page A -> drawn on page B: {report}")
+
+
+def test_inspector_shows_the_room_its_clients_and_the_document(
+    server: YsyncProcess, pages: Pages
+) -> None:
+    room = "browser-inspect"
+    ada = pages.open(demo_url(server, room), name="Ada")
+    grace = pages.open(demo_url(server, room), name="Grace")
+    ada.click('[data-add="sticky"]')
+    ada.click("#editor .ProseMirror")
+    ada.keyboard.type("Inspect me")
+    grace.locator("#editor .ProseMirror").get_by_text("Inspect me").wait_for()
+
+    inspector = pages.open(f"{server.http_url}/inspect?room={room}", wait_synced=False)
+    api_calls: list[float] = []
+    inspector.on(
+        "request",
+        lambda r: api_calls.append(time.monotonic()) if r.url.endswith("/api/rooms") else None,
+    )
+    row = inspector.locator(f'#rooms tr[data-room="{room}"]')
+    # Ada, Grace and the inspector itself are connected ...
+    row.locator("td").nth(1).filter(has_text="3").wait_for()
+    inspector.locator("#connections tbody tr").nth(2).wait_for()
+    assert inspector.locator("#connections tbody tr").count() == 3
+    # ... but only Ada and Grace have presence: the inspector sets none.
+    awareness = inspector.locator("#awareness tbody tr")
+    awareness.nth(1).wait_for()
+    names = sorted(awareness.nth(i).locator("td").nth(1).inner_text() for i in range(2))
+    assert names == ["Ada", "Grace"]
+    assert awareness.count() == 2
+    expect(ada.locator("#presence .avatar")).to_have_count(2)
+    # The document as JSON: the sticky note and the text.
+    tree = inspector.locator("#document")
+    tree.get_by_text('"Inspect me"').wait_for()
+    assert tree.get_by_text('"sticky"').count() == 1
+    assert inspector.locator("#node dd").nth(3).inner_text() == "yes"  # ready
+    assert inspector.locator("#node dd").nth(4).inner_text() == "healthy"  # store
+    screenshot(inspector, "inspect-1-room-clients-document")
+    # Never more than once a second.
+    gaps = [b - a for a, b in itertools.pairwise(api_calls)]
+    assert all(gap > 0.9 for gap in gaps), gaps
+
+
+def test_edits_made_offline_merge_on_reconnect(server: YsyncProcess, pages: Pages) -> None:
+    room = "browser-offline"
+    ada = pages.open(demo_url(server, room), name="Ada")
+    grace = pages.open(demo_url(server, room), name="Grace")
+    ada.context.set_offline(True)
+    ada.wait_for_selector('#status[data-state="offline"]')
+    # Offline, Ada's page shows nobody else (the server notices Ada's silence later).
+    ada.locator('#presence .avatar[data-name="Grace"]').wait_for(state="detached")
+    ada.click('[data-add="rect"]')
+    ada.click("#editor .ProseMirror")
+    ada.keyboard.type("Written offline.")
+    grace.click('[data-add="sticky"]')
+    grace.click("#editor .ProseMirror")
+    grace.keyboard.type("Written online.")
+    screenshot(ada, "offline-1-ada-offline")
+    assert len(doc_json(grace)["elements"]) == 1  # Ada's shape has not reached Grace
+
+    ada.context.set_offline(False)
+    ada.wait_for_selector('#status[data-state="synced"]')
+    for page in (ada, grace):
+        page.wait_for_function("() => ysyncDemo.doc.getMap('elements').size === 2")
+        page.locator("#editor .ProseMirror").get_by_text("Written offline.").wait_for()
+        page.locator("#editor .ProseMirror").get_by_text("Written online.").wait_for()
+    assert json.dumps(doc_json(ada), sort_keys=True) == json.dumps(doc_json(grace), sort_keys=True)
+    assert editor_text(ada) == editor_text(grace)
+    screenshot(ada, "offline-2-ada-converged")
+    screenshot(grace, "offline-3-grace-converged")
+
+
+def focused(page: Page) -> str:
+    return page.evaluate(
+        "() => { const e = document.activeElement;"
+        " return e.dataset.add || e.dataset.id && 'element' || e.id || e.tagName }"
+    )
+
+
+@pytest.mark.parametrize("viewport", [WIDE, NARROW], ids=["1280x800", "narrow"])
+def test_canvas_tools_work_from_the_keyboard(
+    server: YsyncProcess, pages: Pages, viewport: dict[str, int]
+) -> None:
+    room = f"browser-keys-{viewport['width']}"
+    page = pages.open(demo_url(server, room), name="Kim", viewport=viewport)
+    # The page fits the window: nothing sticks out sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    for _ in range(40):  # Tab to the rectangle tool
+        if focused(page) == "rect":
+            break
+        page.keyboard.press("Tab")
+    assert focused(page) == "rect"
+    page.keyboard.press("Enter")
+    page.locator("#layer-elements .el").wait_for()
+    assert focused(page) == "element"  # the new element has the focus, selected
+    start = element(page)
+    for key in ["ArrowRight", "ArrowRight", "ArrowRight", "ArrowDown", "Shift+ArrowLeft"]:
+        page.keyboard.press(key)
+    wait_element(page, {"x": start["x"] + 29, "y": start["y"] + 10})
+    page.keyboard.press("Alt+ArrowRight")
+    wait_element(page, {"w": start["w"] + 10})
+    page.keyboard.press("Enter")  # write on it
+    page.keyboard.type("Keyboard")
+    page.keyboard.press("Enter")
+    wait_element(page, {"text": "Keyboard"})
+    assert focused(page) == "element"
+    screenshot(page, f"keyboard-1-{viewport['width']}")
+    page.keyboard.press("Delete")
+    page.locator("#layer-elements .el").wait_for(state="detached")
+    assert doc_json(page)["elements"] == {}
+    if viewport is NARROW:  # one view at a time, switched by the tabs
+        assert page.locator("#text-panel").is_hidden()
+        page.click("#tab-text")
+        page.locator("#editor .ProseMirror").wait_for()
+        assert page.locator("#canvas-panel").is_hidden()
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        screenshot(page, "keyboard-2-narrow-text")
+
+
+def post_json(url: str, body: object) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.load(error)
+
+
+def test_with_auth_the_demo_uses_dev_tokens(browser: Browser, tmp_path_factory) -> None:
+    log = tmp_path_factory.mktemp("dev-tokens") / "ysync.log"
+    flags = ("--auth", "jwt", "--jwt-secret", SECRET, "--demo-dev-tokens")
+    # The pages close before their server stops (they would try to reconnect).
+    with YsyncProcess(*flags, log_path=log) as server, Pages(browser) as pages:
+        page = pages.open(demo_url(server, "auth-dev"), name="Ada")
+        page.click('[data-add="ellipse"]')
+        inspector = pages.open(f"{server.http_url}/inspect?room=auth-dev", wait_synced=False)
+        inspector.locator("#connections tbody tr").nth(1).wait_for()
+        users = inspector.locator("#connections tbody tr td:nth-child(2)").all_inner_texts()
+        assert any(user.startswith("Ada (demo-") for user in users), users
+        inspector.locator("#document").get_by_text('"ellipse"').wait_for()
+        screenshot(inspector, "auth-1-inspector-with-dev-token")
+
+
+def test_with_auth_and_no_dev_tokens_the_demo_asks_for_a_token(
+    browser: Browser, tmp_path_factory
+) -> None:
+    log = tmp_path_factory.mktemp("no-dev-tokens") / "ysync.log"
+    flags = ("--auth", "jwt", "--jwt-secret", SECRET)
+    with YsyncProcess(*flags, log_path=log) as server, Pages(browser) as pages:
+        status, body = post_json(server.http_url + "/demo/token", {})
+        assert status == 404, body  # the dev-token endpoint exists only with the flag
+        page = pages.open(demo_url(server, "auth-paste"), name="Ada", wait_synced=False)
+        page.locator("#token-dialog").wait_for()
+        screenshot(page, "auth-2-token-dialog")
+        # What a backend would mint (this server checks no audience or issuer).
+        expires = int(time.time()) + 300
+        token = hs256(
+            {"sub": "ada", "name": "Ada L.", "rooms": {"auth-*": "editor"}, "exp": expires}
+        )
+        page.fill("#token-input", token)
+        page.click("#token-form button[type=submit]")
+        page.wait_for_selector('#status[data-state="synced"]')
+        page.click('[data-add="rect"]')
+        page.locator("#layer-elements .el").wait_for()
