@@ -21,12 +21,13 @@ yields the `Call` it needs and gets the response back); `Client` and
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
 
 from ysync.clients.errors import ClientError, ConnectError
 
@@ -70,6 +71,32 @@ class Rooms:
     node: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    """One event of a room's feed (`GET /api/rooms/<room>/events`)."""
+
+    id: str  # give it back as `last_event_id` to resume after it
+    type: str  # e.g. "presence.joined"; "reset": `data` is the room's current state
+    room: str
+    data: Mapping[str, Any]
+    at: float  # Unix time it happened
+
+
+def _feed_event(sse: ServerSentEvent) -> FeedEvent | None:
+    """The event in one SSE message; None for what is not one (pings). A server
+    `error` event (the subscriber was cut off) raises `HTTPError`."""
+    if sse.event == "error":
+        raise HTTPError(503, str(sse.json().get("error", "event feed ended")), "event feed")
+    if not sse.data:
+        return None
+    body = sse.json()
+    return FeedEvent(sse.id, body["type"], body["room"], body.get("data") or {}, body["at"])
+
+
+def _feed_headers(last_event_id: str | None) -> dict[str, str]:
+    return {"Last-Event-ID": last_event_id} if last_event_id else {}
+
+
 def http_base_url(url: str) -> str:
     """`ws://host:port/prefix` → `http://host:port/prefix` (http URLs unchanged)."""
     for ws, http in (("ws://", "http://"), ("wss://", "https://")):
@@ -109,8 +136,8 @@ def _rooms(body: Any) -> Rooms:
 
 
 def room_path(name: str, *rest: str) -> str:
-    """`/api/rooms/<name>[/rest...]`, the room name percent-encoded (its `/` kept)."""
-    return "/".join(("/api/rooms/" + quote(name, safe="/"), *rest))
+    """`/api/rooms/<name>[/rest...]`, the room name as one path segment (`/` as `%2F`)."""
+    return "/".join(("/api/rooms/" + quote(name, safe=""), *rest))
 
 
 # -- every endpoint, once, sans I/O ----------------------------------------------------
@@ -237,6 +264,23 @@ class Client:
         """Any endpoint's JSON body as it is; a status in `ok` is an answer, not an error."""
         return self._drive(Endpoints.get(path, ok=ok))
 
+    def events(self, room: str, *, last_event_id: str | None = None) -> Iterator[FeedEvent]:
+        """Follow the room's event feed (blocks; ends when the server ends it)."""
+        path = room_path(room, "events")
+        try:
+            with connect_sse(
+                self._http, "GET", path, headers=_feed_headers(last_event_id), timeout=None
+            ) as source:
+                if not source.response.is_success:
+                    source.response.read()
+                    _body(source.response)
+                for sse in source.iter_sse():
+                    event = _feed_event(sse)
+                    if event is not None:
+                        yield event
+        except httpx.TransportError as exc:
+            raise ConnectError(f"cannot reach {self.base_url}: {exc}") from exc
+
     def close(self) -> None:
         self._http.close()
 
@@ -293,6 +337,25 @@ class AsyncClient:
 
     async def get(self, path: str, *, ok: tuple[int, ...] = ()) -> Any:
         return await self._drive(Endpoints.get(path, ok=ok))
+
+    async def events(
+        self, room: str, *, last_event_id: str | None = None
+    ) -> AsyncIterator[FeedEvent]:
+        """Follow the room's event feed: `async for event in client.events(room)`."""
+        path = room_path(room, "events")
+        try:
+            async with aconnect_sse(
+                self._http, "GET", path, headers=_feed_headers(last_event_id), timeout=None
+            ) as source:
+                if not source.response.is_success:
+                    await source.response.aread()
+                    _body(source.response)
+                async for sse in source.aiter_sse():
+                    event = _feed_event(sse)
+                    if event is not None:
+                        yield event
+        except httpx.TransportError as exc:
+            raise ConnectError(f"cannot reach {self.base_url}: {exc}") from exc
 
     async def close(self) -> None:
         await self._http.aclose()

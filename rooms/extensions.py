@@ -24,8 +24,9 @@ hook, the list of extensions that define it. Hooks, in the order they run:
   `on_change` and `on_awareness` (every document and presence change, with its
   origin), `on_store` (after the room's updates are committed, at unload),
   `on_unload`, `on_shutdown`;
-- node: `routes` (HTTP routes to mount), `background` (coroutines to run for
-  the node's life), `health` (a readiness problem, or None).
+- node: `on_start` (the node is built: take what you need from it), `routes`
+  (HTTP routes to mount), `background` (coroutines to run for the node's life),
+  `health` (a readiness problem, or None).
 
 Notification hooks never break the caller: an exception is logged and the
 next extension runs. Gate hooks (`on_connect`, `authenticate`) refuse by
@@ -117,6 +118,10 @@ class Extension:
 
     # -- the node --------------------------------------------------------------------
 
+    async def on_start(self, node: Any) -> None:
+        """The node is built (`ysync.server.app.Node`: its store, registry, event hub, ...),
+        before any client connects or any background task runs."""
+
     def routes(self) -> Sequence[Any]:
         """Starlette routes the server mounts (HTTP endpoints of this extension)."""
         return ()
@@ -154,6 +159,7 @@ class Extensions:
         self._store = self._defining("on_store")
         self._unload = self._defining("on_unload")
         self._shutdown = self._defining("on_shutdown")
+        self._start = self._defining("on_start")
 
     def _defining(self, hook: str) -> tuple[Extension, ...]:
         return tuple(extension for extension in self.all if _overrides(extension, hook))
@@ -249,6 +255,10 @@ class Extensions:
             _notify(extension.on_shutdown)
 
     # -- the node --------------------------------------------------------------------------
+
+    async def start(self, node: Any) -> None:
+        for extension in self._start:
+            await extension.on_start(node)
 
     def routes(self) -> list[Any]:
         return [route for extension in self.all for route in extension.routes()]

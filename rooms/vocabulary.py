@@ -199,6 +199,7 @@ class EnvelopeKind(StrEnum):
     SYNC_REPLY = "sync-reply"
     HEADS = "heads"
     NODE_GONE = "node-gone"
+    EVENT = "event"  # a room's event feed (ysync.presence.events), not the document
 
     @property
     def sequenced(self) -> bool:

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from ysync.persistence.group_commit import GroupCommit
 from ysync.persistence.urls import open_store
+from ysync.presence.events import EventHub
 from ysync.rooms.extensions import Extension, Extensions, from_hooks
 from ysync.rooms.hooks import Hooks
 from ysync.rooms.local_bus import LocalBus
@@ -34,7 +36,7 @@ from ysync.rooms.registry import RoomRegistry
 from ysync.rooms.replication import Replicator
 from ysync.rooms.room import RoomConfig
 from ysync.rooms.vocabulary import CloseCode, Refusal
-from ysync.server import gc_tuning, http_api
+from ysync.server import events_api, gc_tuning, http_api
 from ysync.server.audit import AuditExtension
 from ysync.server.auth import auth_extensions
 from ysync.server.demo import DemoExtension
@@ -42,6 +44,7 @@ from ysync.server.drain import RESTART, Drain
 from ysync.server.limits import Limits, LimitsExtension
 from ysync.server.logs import configure as configure_logs
 from ysync.server.metrics import Metrics, MetricsExtension
+from ysync.server.routing import RoomPaths
 from ysync.server.settings import Settings
 from ysync.server.transport import WebSocketEndpoint
 
@@ -63,6 +66,7 @@ class Node:
     replicator: Replicator
     metrics: Metrics
     extensions: Extensions
+    events: EventHub
     draining: bool = False
     started_at: float = field(default_factory=time.time)  # Unix time
 
@@ -147,7 +151,7 @@ def create_app(
         *extensions,
         *([DemoExtension(settings)] if settings.demo else []),
         AuditExtension(),
-        MetricsExtension(metrics, lambda: app.state.ysync),
+        MetricsExtension(metrics),
     ]
 
     @contextlib.asynccontextmanager
@@ -171,6 +175,12 @@ def create_app(
             liveness_interval=min(5.0, settings.node_ttl / 3),
         )
         node_extensions = Extensions([*static, replicator])
+        events = EventHub(
+            bus,
+            queue_limit=settings.event_queue,
+            replay=settings.event_replay,
+            rate=settings.presence_feed_rate,
+        )
         registry = RoomRegistry(
             the_store,
             update_log,
@@ -203,7 +213,9 @@ def create_app(
             replicator,
             metrics,
             node_extensions,
+            events,
         )
+        await node_extensions.start(node)
         app.state.ysync = node
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -211,6 +223,7 @@ def create_app(
                     tasks.create_task(update_log.run(), name="group commit"),
                     tasks.create_task(registry.sweep_awareness(), name="awareness expiry"),
                     tasks.create_task(endpoint.keep_alive(), name="keep-alive"),
+                    tasks.create_task(events.sweep(), name="event feeds"),
                 ]
                 for name, run in node_extensions.background():
                     background.append(tasks.create_task(run(), name=name))
@@ -231,6 +244,7 @@ def create_app(
                     gc_timer.remove()
                     drain.uninstall()
                     node.draining = True
+                    await events.close()
                     # Unloading commits every room's updates; only then stop the committer.
                     await registry.close()
                     await update_log.flush()
@@ -244,9 +258,15 @@ def create_app(
             log.info("stopped; all accepted updates committed")
 
     prefix = settings.path_prefix
-    routes = [*http_api.routes, *(route for ext in static for route in ext.routes())]
+    routes = [
+        *http_api.routes,
+        *events_api.routes,
+        *(route for ext in static for route in ext.routes()),
+        http_api.room_detail_route,  # last: its {room:path} would shadow the others
+    ]
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(RoomPaths)],
         lifespan=lifespan,
         exception_handlers=http_api.exception_handlers,
     )

@@ -19,21 +19,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ysync import __version__
-from ysync.rooms.hooks import ConnectionRequest
+from ysync.rooms.hooks import Role
 from ysync.rooms.room import Room
-from ysync.rooms.vocabulary import CloseCode, Refused
-from ysync.server import audit
-from ysync.server.auth import ALL_ROOMS, authorize_api
+from ysync.rooms.vocabulary import Refused
+from ysync.server.auth import ALL_ROOMS
+from ysync.server.routing import caller, node_of, room_of
 
 if TYPE_CHECKING:
     from ysync.server.app import Node
-
-
-def _node(request: Request) -> Node:
-    node: Node | None = request.app.state.ysync
-    if node is None:
-        raise Refused(CloseCode.SERVICE_RESTART, "ysync is not started: run the app's lifespan")
-    return node
 
 
 async def healthz(request: Request) -> Response:
@@ -47,19 +40,6 @@ async def readyz(request: Request) -> Response:
     problems = ["not started"] if node is None else node.readiness_problems()
     body = {"ready": not problems, "problems": problems}
     return JSONResponse(body, status_code=200 if not problems else 503)
-
-
-async def _authorize(request: Request, node: Node, room: str) -> None:
-    """Raise a JSON 401/403 unless the caller may see `room` ("*": the whole node)."""
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    client = f"{request.client.host}:{request.client.port}" if request.client else None
-    try:
-        await authorize_api(node.extensions, ConnectionRequest(room, {}, headers, client))
-    except Refused as exc:
-        audit.record_refusal(
-            exc.refusal, subject=None, room=room, client=client, api=request.url.path
-        )
-        raise
 
 
 def _room_summary(node: Node, room: Room, pending: dict[str, int]) -> dict[str, Any]:
@@ -78,8 +58,8 @@ def _room_summary(node: Node, room: Room, pending: dict[str, int]) -> dict[str, 
 
 async def list_rooms(request: Request) -> Response:
     """This node and the rooms loaded on it: clients, presence, idle, uncommitted bytes."""
-    node = _node(request)
-    await _authorize(request, node, ALL_ROOMS)
+    node = node_of(request)
+    await caller(request, ALL_ROOMS, Role.OWNER)
     pending = node.update_log.pending_bytes_by_room()
     rooms = [_room_summary(node, room, pending) for room in node.registry.rooms.values()]
     problems = node.readiness_problems()
@@ -105,9 +85,9 @@ async def list_rooms(request: Request) -> Response:
 
 async def room_detail(request: Request) -> Response:
     """One loaded room: its health and every connection (who, role, from where, since)."""
-    node = _node(request)
-    name: str = request.path_params["room"]
-    await _authorize(request, node, name)
+    node = node_of(request)
+    name = room_of(request)
+    await caller(request, name, Role.OWNER)
     room = node.registry.rooms.get(name)
     if room is None:
         raise HTTPException(404, "room not loaded on this node")
@@ -173,5 +153,5 @@ routes = [
     Route("/healthz", healthz),
     Route("/readyz", readyz),
     Route("/api/rooms", list_rooms),
-    Route("/api/rooms/{room:path}", room_detail),
 ]
+room_detail_route = Route("/api/rooms/{room:path}", room_detail)

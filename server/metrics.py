@@ -205,9 +205,13 @@ class MetricsExtension(Extension):
 
     priority = 0
 
-    def __init__(self, metrics: Metrics, node: Callable[[], Node | None]) -> None:
+    def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
+        self._node: Node | None = None
+
+    async def on_start(self, node: Node) -> None:
         self._node = node
+        node.endpoint.stats.observe_handling = self.metrics.handling.observe
 
     def routes(self) -> Sequence[Any]:
         return (Route("/metrics", self.serve),)
@@ -221,7 +225,5 @@ class MetricsExtension(Extension):
         return Response(body, media_type=content_type)
 
     async def _refresh(self) -> None:
-        node = self._node()
-        if node is not None:
-            node.endpoint.stats.observe_handling = self.metrics.handling.observe
-            await self.metrics.run(node)
+        if self._node is not None:
+            await self.metrics.run(self._node)

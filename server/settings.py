@@ -141,6 +141,17 @@ class Settings:
         "seconds from SIGTERM/SIGINT to exit, drain included; past it the process exits "
         "with status 1 (below Kubernetes' default 30 s grace period)",
     )
+    presence_feed_rate: float = _setting(
+        10.0,
+        "events per second of one kind that supersede each other (e.g. a user's presence "
+        "updates) one event-feed subscriber gets; the latest state wins",
+    )
+    event_queue: int = _setting(
+        1000, "events waiting for one event-feed subscriber before it is cut off as too slow"
+    )
+    event_replay: int = _setting(
+        256, "events a room's feed keeps so a subscriber reconnecting with Last-Event-ID resumes"
+    )
     demo: bool = _setting(
         True,
         "serve the demo at / and the inspector at /inspect (static pages; they use the same "
@@ -255,6 +266,9 @@ _NON_NEGATIVE = (
 )
 _POSITIVE = (
     "auth_timeout",
+    "presence_feed_rate",
+    "event_queue",
+    "event_replay",
     "send_queue_frames",
     "send_queue_bytes",
     "max_message_bytes",

@@ -1,0 +1,77 @@
+"""Room names in HTTP API paths, and the helpers every `/api/rooms/...` module shares.
+
+Room names may hold `/` (`team/notes`). In `/api/rooms/<room>/<resource>` a
+client writes such a room with its slashes as `%2F` (`/api/rooms/team%2Fnotes/presence`);
+`RoomPaths` keeps that `%2F` through routing (ASGI servers decode the path
+before routing), so `{room}` is always one path segment and `room_of(request)`
+turns it back into the name. The room detail endpoint alone also takes the
+slashes literally (`/api/rooms/team/notes`), as it always has.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ysync.rooms.hooks import ConnectionRequest, Identity, Role
+from ysync.rooms.vocabulary import CloseCode, Refused
+from ysync.server import audit
+from ysync.server.admission import room_name_refusal
+from ysync.server.auth import authorize_api
+
+if TYPE_CHECKING:
+    from ysync.server.app import Node
+
+_ENCODED_SLASH = "%2F"
+
+
+class RoomPaths:
+    """Pure ASGI middleware: keep an encoded `/` (`%2F`) encoded in the routed path."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw: bytes | None = scope.get("raw_path")
+        if scope["type"] == "http" and raw and b"%2f" in raw.lower():
+            text = raw.decode("latin-1").replace("%2f", _ENCODED_SLASH)
+            parts = text.split(_ENCODED_SLASH)
+            scope = {**scope, "path": _ENCODED_SLASH.join(unquote(part) for part in parts)}
+        await self.app(scope, receive, send)
+
+
+def room_of(request: Request) -> str:
+    """The room an `/api/rooms/{room}/...` request is about; a JSON 400 if it is no valid name."""
+    room = str(request.path_params["room"]).replace(_ENCODED_SLASH, "/")
+    refusal = room_name_refusal(room)
+    if refusal is not None:
+        raise Refused(refusal)
+    return room
+
+
+def node_of(request: Request) -> Node:
+    """The running node; a JSON 503 before the app's lifespan started it."""
+    node: Node | None = request.app.state.ysync
+    if node is None:
+        raise Refused(CloseCode.SERVICE_RESTART, "ysync is not started: run the app's lifespan")
+    return node
+
+
+async def caller(request: Request, room: str, needs: Role) -> Identity:
+    """Who makes `request`, if their role in `room` ("*": the node) is at least `needs`;
+    else a JSON 401/403, recorded in the audit log."""
+    node = node_of(request)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    client = f"{request.client.host}:{request.client.port}" if request.client else None
+    try:
+        return await authorize_api(
+            node.extensions, ConnectionRequest(room, {}, headers, client), needs
+        )
+    except Refused as exc:
+        audit.record_refusal(
+            exc.refusal, subject=None, room=room, client=client, api=request.url.path
+        )
+        raise
