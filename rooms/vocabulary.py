@@ -47,6 +47,9 @@ class CloseCode(IntEnum):
         return self in (CloseCode.RATE_LIMITED, CloseCode.OVER_CAPACITY, CloseCode.TRY_AGAIN_LATER)
 
 
+_CODES = frozenset(CloseCode)
+
+
 def may_be_sent(code: int) -> bool:
     """Whether a peer may put `code` in a close frame: RFC 6455 7.4 and IANA's
     registry (1012-1014); 1004-1006 and 1015 are reserved, 3000-4999 are for apps."""
@@ -116,8 +119,9 @@ class Refusal:
         return _AUDITED.get(self.code)
 
     def as_json(self) -> dict[str, object]:
-        """The HTTP API's error body."""
-        return {"error": self.reason, "code": int(self.code)}
+        """The HTTP API's error body: the reason, and the code's name (`forbidden`, ...)."""
+        name = CloseCode(self.code).name.lower() if self.code in _CODES else str(self.code)
+        return {"error": self.reason, "code": name}
 
 
 class Refused(Exception):

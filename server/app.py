@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import WebSocketRoute
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from ysync.persistence.group_commit import GroupCommit
@@ -36,7 +36,7 @@ from ysync.rooms.registry import RoomRegistry
 from ysync.rooms.replication import Replicator
 from ysync.rooms.room import RoomConfig
 from ysync.rooms.vocabulary import CloseCode, Refusal
-from ysync.server import events_api, gc_tuning, http_api
+from ysync.server import events_api, gc_tuning, http_api, openapi
 from ysync.server.audit import AuditExtension
 from ysync.server.auth import auth_extensions
 from ysync.server.demo import DemoExtension
@@ -44,7 +44,7 @@ from ysync.server.drain import RESTART, Drain
 from ysync.server.limits import Limits, LimitsExtension
 from ysync.server.logs import configure as configure_logs
 from ysync.server.metrics import Metrics, MetricsExtension
-from ysync.server.routing import RoomPaths
+from ysync.server.routing import RoomPaths, exception_handlers
 from ysync.server.settings import Settings
 from ysync.server.transport import WebSocketEndpoint
 
@@ -263,12 +263,13 @@ def create_app(
         *events_api.routes,
         *(route for ext in static for route in ext.routes()),
         http_api.room_detail_route,  # last: its {room:path} would shadow the others
+        Route("/openapi.json", openapi.openapi_json),
     ]
     app = Starlette(
         routes=routes,
         middleware=[Middleware(RoomPaths)],
         lifespan=lifespan,
-        exception_handlers=http_api.exception_handlers,
+        exception_handlers=exception_handlers,
     )
     app.state.ysync = None
     app.router.routes.append(WebSocketRoute(prefix + "{room:path}", _LateBoundEndpoint(app)))

@@ -21,12 +21,29 @@ from starlette.routing import Route
 
 from ysync.presence.events import Subscription
 from ysync.rooms.hooks import Role
+from ysync.server.openapi import ROOM, operation
 from ysync.server.routing import caller, node_of, room_of
 
 PING_SECONDS = 15  # a comment line now and then: proxies close silent streams
 RETRY_MS = 1000  # how long a browser's EventSource waits before reconnecting
 
 
+@operation(
+    "Follow a room's events (Server-Sent Events)",
+    tag="events",
+    parameters=[
+        ROOM,
+        {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": False,
+            "description": "resume after this event",
+            "schema": {"type": "string"},
+        },
+    ],
+    responses={200: {"description": "The event stream", "content": {"text/event-stream": {}}}},
+    errors=(400, 401, 403, 503),
+)
 async def room_events(request: Request) -> EventSourceResponse:
     """The room's events from now on (after `Last-Event-ID` when given)."""
     room = room_of(request)

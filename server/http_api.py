@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -21,19 +20,41 @@ from starlette.routing import Route
 from ysync import __version__
 from ysync.rooms.hooks import Role
 from ysync.rooms.room import Room
-from ysync.rooms.vocabulary import Refused
 from ysync.server.auth import ALL_ROOMS
-from ysync.server.routing import caller, node_of, room_of
+from ysync.server.openapi import ROOM, json_response, operation
+from ysync.server.routing import ApiError, caller, node_of, room_of
 
 if TYPE_CHECKING:
     from ysync.server.app import Node
 
 
+@operation(
+    "Is the process alive",
+    tag="health",
+    responses={200: json_response("Alive", {"type": "object"})},
+    errors=(),
+)
 async def healthz(request: Request) -> Response:
     """Process alive and serving HTTP."""
     return JSONResponse({"status": "ok"})
 
 
+_READINESS = {
+    "type": "object",
+    "required": ["ready", "problems"],
+    "properties": {"ready": {"type": "boolean"}, "problems": {"type": "array"}},
+}
+
+
+@operation(
+    "Does the node take new clients",
+    tag="health",
+    responses={
+        200: json_response("Ready", _READINESS),
+        503: json_response("Not ready, and why", _READINESS),
+    },
+    errors=(),
+)
 async def readyz(request: Request) -> Response:
     """Ready for new clients: started, not draining, store writes succeeding."""
     node: Node | None = request.app.state.ysync
@@ -56,6 +77,12 @@ def _room_summary(node: Node, room: Room, pending: dict[str, int]) -> dict[str, 
     }
 
 
+@operation(
+    "This node and the rooms loaded on it",
+    tag="rooms",
+    responses={200: json_response("The node and its rooms", {"type": "object"})},
+    errors=(401, 403, 503),
+)
 async def list_rooms(request: Request) -> Response:
     """This node and the rooms loaded on it: clients, presence, idle, uncommitted bytes."""
     node = node_of(request)
@@ -83,6 +110,13 @@ async def list_rooms(request: Request) -> Response:
     return JSONResponse({"node": about, "rooms": rooms, "connections": node.endpoint.connections})
 
 
+@operation(
+    "One loaded room and its connections",
+    tag="rooms",
+    parameters=[ROOM],
+    responses={200: json_response("The room", {"type": "object"})},
+    errors=(400, 401, 403, 404, 503),
+)
 async def room_detail(request: Request) -> Response:
     """One loaded room: its health and every connection (who, role, from where, since)."""
     node = node_of(request)
@@ -90,7 +124,7 @@ async def room_detail(request: Request) -> Response:
     await caller(request, name, Role.OWNER)
     room = node.registry.rooms.get(name)
     if room is None:
-        raise HTTPException(404, "room not loaded on this node")
+        raise ApiError(404, "room_not_loaded", "room not loaded on this node")
     body = _room_summary(node, room, node.update_log.pending_bytes_by_room())
     body["document_bytes"] = room.document_bytes  # encodes the document once
     try:
@@ -131,22 +165,6 @@ def _redis_state(node: Node) -> str | None:
     if node.bus.alone:
         return None
     return "connected" if node.bus.health() is None else "disconnected"
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's HTTP errors (404, 405, ...) as JSON instead of plain text."""
-    exc = cast(HTTPException, exc)
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-
-
-async def refused(request: Request, exc: Exception) -> Response:
-    """A `Refused` raised by an endpoint: its refusal as the JSON body and status."""
-    refusal = cast(Refused, exc).refusal
-    headers = {"WWW-Authenticate": 'Bearer realm="ysync"'} if refusal.http_status == 401 else None
-    return JSONResponse(refusal.as_json(), status_code=refusal.http_status, headers=headers)
-
-
-exception_handlers = {HTTPException: http_error, Refused: refused}
 
 
 routes = [

@@ -32,6 +32,7 @@ from starlette.routing import Route
 
 from ysync.rooms.extensions import Background, Extension
 from ysync.rooms.vocabulary import FrameKind
+from ysync.server.openapi import operation
 
 if TYPE_CHECKING:
     from ysync.server.app import Node
@@ -219,6 +220,12 @@ class MetricsExtension(Extension):
     def background(self) -> Sequence[Background]:
         return (("metrics", self._refresh),)
 
+    @operation(
+        "Prometheus metrics of this node (all workers' with --workers N)",
+        tag="health",
+        responses={200: {"description": "The exposition", "content": {"text/plain": {}}}},
+        errors=(),
+    )
     async def serve(self, request: Request) -> Response:
         """Prometheus exposition of this node (all workers' with --workers N)."""
         body, content_type = self.metrics.render()

@@ -10,10 +10,13 @@ slashes literally (`/api/rooms/team/notes`), as it always has.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from http import HTTPStatus
+from typing import TYPE_CHECKING, cast
 from urllib.parse import unquote
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ysync.rooms.hooks import ConnectionRequest, Identity, Role
@@ -26,6 +29,18 @@ if TYPE_CHECKING:
     from ysync.server.app import Node
 
 _ENCODED_SLASH = "%2F"
+
+
+class ApiError(Exception):
+    """An HTTP API answer that is not a refusal of the caller: 404 (no such thing),
+    409 (conflicts with the current state), 400/413 for what a body holds. Answered
+    as JSON `{"error": message, "code": code}`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
 
 
 class RoomPaths:
@@ -41,6 +56,31 @@ class RoomPaths:
             parts = text.split(_ENCODED_SLASH)
             scope = {**scope, "path": _ENCODED_SLASH.join(unquote(part) for part in parts)}
         await self.app(scope, receive, send)
+
+
+async def api_error(request: Request, exc: Exception) -> Response:
+    error = cast(ApiError, exc)
+    return JSONResponse({"error": error.message, "code": error.code}, status_code=error.status)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own HTTP errors (unknown path 404, 405, ...) as JSON."""
+    error = cast(HTTPException, exc)
+    code = HTTPStatus(error.status_code).phrase.lower().replace(" ", "_")
+    return JSONResponse(
+        {"error": error.detail, "code": code}, status_code=error.status_code, headers=error.headers
+    )
+
+
+async def refused(request: Request, exc: Exception) -> Response:
+    """A `Refused` raised by an endpoint: its refusal as the JSON body and status."""
+    refusal = cast(Refused, exc).refusal
+    headers = {"WWW-Authenticate": 'Bearer realm="ysync"'} if refusal.http_status == 401 else None
+    return JSONResponse(refusal.as_json(), status_code=refusal.http_status, headers=headers)
+
+
+# Every error of the HTTP API is JSON `{"error": message, "code": ...}`.
+exception_handlers = {HTTPException: http_error, Refused: refused, ApiError: api_error}
 
 
 def room_of(request: Request) -> str:
