@@ -23,7 +23,8 @@ hook, the list of extensions that define it. Hooks, in the order they run:
 - room: `on_load_document` (once per load, before any client sees it),
   `on_change` and `on_awareness` (every document and presence change, with its
   origin), `on_store` (after the room's updates are committed, at unload),
-  `on_unload`, `on_shutdown`;
+  `on_unload`, `on_shutdown`; `on_delete` (the room is being deleted: delete
+  what you keep of it), `on_export`/`on_import` (your part of a room's archive);
 - node: `on_start` (the node is built: take what you need from it), `routes`
   (HTTP routes to mount), `background` (coroutines to run for the node's life),
   `health` (a readiness problem, or None).
@@ -36,7 +37,7 @@ raising `Refused`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any
 
 from ysync.rooms.codec import AwarenessEntry
@@ -116,6 +117,16 @@ class Extension:
     def on_shutdown(self) -> None:
         """The node is stopping (before its rooms unload)."""
 
+    async def on_delete(self, room: str) -> None:
+        """`room` is being deleted (e.g. GDPR): delete everything you keep of it."""
+
+    async def on_export(self, room: str) -> Mapping[str, Any] | None:
+        """Your part of `room`'s export archive (JSON-able), under your `name`; None: nothing."""
+        return None
+
+    async def on_import(self, room: str, data: Mapping[str, Any]) -> None:
+        """Restore your part of an archive (what `on_export` gave) into the empty `room`."""
+
     # -- the node --------------------------------------------------------------------
 
     async def on_start(self, node: Any) -> None:
@@ -160,6 +171,9 @@ class Extensions:
         self._unload = self._defining("on_unload")
         self._shutdown = self._defining("on_shutdown")
         self._start = self._defining("on_start")
+        self._delete = self._defining("on_delete")
+        self._export = self._defining("on_export")
+        self._import = self._defining("on_import")
 
     def _defining(self, hook: str) -> tuple[Extension, ...]:
         return tuple(extension for extension in self.all if _overrides(extension, hook))
@@ -253,6 +267,27 @@ class Extensions:
     def shutdown(self) -> None:
         for extension in self._shutdown:
             _notify(extension.on_shutdown)
+
+    async def delete(self, room: str) -> None:
+        """Every extension deletes its data of `room`; the first failure is raised
+        (a deletion must not be reported done while data is left)."""
+        for extension in self._delete:
+            await extension.on_delete(room)
+
+    async def export(self, room: str) -> dict[str, Mapping[str, Any]]:
+        """Each extension's part of `room`'s archive, by extension name."""
+        parts: dict[str, Mapping[str, Any]] = {}
+        for extension in self._export:
+            part = await extension.on_export(room)
+            if part is not None:
+                parts[extension.name] = part
+        return parts
+
+    async def import_(self, room: str, parts: Mapping[str, Mapping[str, Any]]) -> None:
+        for extension in self._import:
+            part = parts.get(extension.name)
+            if part is not None:
+                await extension.on_import(room, part)
 
     # -- the node --------------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ def test_assets_have_their_type_and_an_etag() -> None:
         assert again.status_code == 304
     missing = http.get("/demo/assets/index.html")  # only the bundle, not any file in dist/
     assert missing.status_code == 404
-    assert missing.json() == {"error": "no such demo asset"}
+    assert missing.json() == {"error": "no such demo asset", "code": "not_found"}
 
 
 def test_no_demo_leaves_the_paths_to_the_json_404() -> None:

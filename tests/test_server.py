@@ -331,7 +331,7 @@ def test_health_readiness_and_json_errors(server: YsyncProcess) -> None:
     assert http_get(server, "/healthz") == (200, {"status": "ok"})
     assert http_get(server, "/readyz") == (200, {"ready": True, "problems": []})
     status, body = http_get(server, "/no/such/endpoint")
-    assert status == 404 and body == {"error": "Not Found"}
+    assert status == 404 and body == {"error": "Not Found", "code": "not_found"}
 
 
 def test_broadcasts_are_written_straight_to_the_transport(server: YsyncProcess) -> None:

@@ -101,7 +101,10 @@ def check_api(server: YsyncProcess) -> None:
             assert connection["client"].startswith("127.0.0.1:")
             assert connection["connected_seconds"] >= 0 and connection["synced"]
     status, body, _ = api(server, "/api/rooms/team/unknown", ADMIN)
-    assert status == 404 and body == {"error": "room not loaded on this node"}
+    assert status == 404 and body == {
+        "error": "room not loaded on this node",
+        "code": "room_not_loaded",
+    }
 
 
 def check_cli(server: YsyncProcess) -> None:
