@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ysync.rooms import codec
@@ -21,7 +23,7 @@ from ysync.rooms.extensions import MessageGate
 from ysync.rooms.hooks import ConnectionRequest, Identity
 from ysync.rooms.room import Room
 from ysync.rooms.vocabulary import CloseCode, Refusal, peek_type
-from ysync.server.senders import DirectSender, FrameCache, Sender, binary_frame
+from ysync.server.senders import DirectSender, FrameCache, Sender
 
 if TYPE_CHECKING:
     from ysync.server.transport import WebSocketEndpoint
@@ -32,19 +34,20 @@ TEXT_FRAME = Refusal(CloseCode.MALFORMED, "text frames are not part of the y-web
 INTERNAL_ERROR = Refusal(CloseCode.INTERNAL_ERROR, "internal error")
 TOKEN_EXPIRED = Refusal(CloseCode.UNAUTHORIZED, "token expired: reconnect with a fresh token")
 # A valid no-op message: keeps an idle client's 30 s silence timer from firing.
-KEEPALIVE_FRAME = binary_frame(codec.EMPTY_AWARENESS)
+KEEPALIVE = codec.AwarenessUpdate(())
 
 
 class RoomSession:
     """One client in one room: the `Peer` the room sends typed messages to."""
 
-    __slots__ = ("_cache", "_sender", "connection", "edit_denied", "room")
+    __slots__ = ("connection", "edit_denied", "room", "send")
 
     def __init__(self, connection: ClientConnection, room: Room, cache: FrameCache) -> None:
         self.connection = connection
         self.room = room
-        self._cache = cache  # how this session's wire protocol encodes, once per broadcast
-        self._sender = connection.sender
+        # `send(message)`: the sender's, with this session's wire encoding (`cache`: one
+        # encoding per broadcast). A partial, not a method: one Python call per recipient.
+        self.send: Callable[[codec.Message], None] = partial(connection.sender.send, cache)
         self.edit_denied = False  # an edit refused: told (and audited) once per session
 
     @property
@@ -54,9 +57,6 @@ class RoomSession:
     @property
     def client(self) -> str | None:
         return self.connection.client
-
-    def send(self, message: codec.Message) -> None:
-        self._sender.send(self._cache, message)
 
     def close(self, refusal: Refusal) -> None:
         self.connection.close(refusal)
@@ -197,7 +197,7 @@ class ClientConnection:
         """Called every keepalive/2 seconds for direct connections (see the endpoint)."""
         sender = self.sender
         if isinstance(sender, DirectSender):
-            sender.keep_alive(KEEPALIVE_FRAME)
+            sender.keep_alive(self.endpoint.broadcaster.keepalive, KEEPALIVE)
 
     def _schedule_expiry(self) -> None:
         """One timer per connection (no polling): close with 4401 when the token expires."""

@@ -71,26 +71,28 @@ class FrameCache:
     means the identity cannot be recycled). Server frames are unmasked, so the
     WebSocket frame is the same bytes for every recipient too."""
 
-    __slots__ = ("_encode", "_frame", "_message", "_payload")
+    __slots__ = ("_encode", "last", "last_frame", "last_payload")
 
     def __init__(self, encode: Callable[[codec.Message], bytes]) -> None:
         self._encode = encode
-        self._message: object = None
-        self._payload = b""
-        self._frame = b""
+        # The last message, its encoding and its frame: senders read these first (the
+        # hit is the common case: a broadcast to N peers misses once).
+        self.last: object = None
+        self.last_payload = b""
+        self.last_frame = b""
 
     def payload(self, message: codec.Message) -> bytes:
         """The message encoded (what an ASGI send carries)."""
-        if message is not self._message:
-            self._message, self._payload, self._frame = message, self._encode(message), b""
-        return self._payload
+        if message is not self.last:
+            self.last, self.last_payload, self.last_frame = message, self._encode(message), b""
+        return self.last_payload
 
     def frame(self, message: codec.Message) -> bytes:
         """The message as one unmasked, final, binary WebSocket frame (RFC 6455 5.2)."""
         payload = self.payload(message)
-        if not self._frame:
-            self._frame = binary_frame(payload)
-        return self._frame
+        if not self.last_frame:
+            self.last_frame = binary_frame(payload)
+        return self.last_frame
 
 
 def binary_frame(payload: bytes) -> bytes:
@@ -102,6 +104,8 @@ class Broadcaster:
 
     def __init__(self) -> None:
         self.ywebsocket = FrameCache(codec.encode)
+        # The no-op sent to silent connections: always the same message, so always a hit.
+        self.keepalive = FrameCache(codec.encode)
         self._dirty: list[DirectSender] = []  # senders with frames gathered this turn
 
     def flush_at_end_of_turn(self, sender: DirectSender) -> None:
@@ -148,18 +152,19 @@ class DirectSender:
         self.stats = stats
         self.owner: Owner = self
 
-    def send(self, cache: FrameCache, message: codec.Message) -> None:
-        """Send a message, framed once per broadcast by `cache`."""
-        self.write(cache.frame(message))
-
     @property
     def queued(self) -> tuple[int, int]:
         """Frames and bytes waiting to be sent (frames: 0, the kernel's buffer counts bytes)."""
         return 0, self._socket.get_write_buffer_size() + self._pending_bytes
 
-    def write(self, frame: bytes) -> None:
+    def send(self, cache: FrameCache, message: codec.Message) -> None:
+        """Send a message, framed once per broadcast by `cache`. Runs once per
+        recipient of every broadcast: one Python call, the cache hit inline."""
         if self.closing or self._socket.is_closing():
             return
+        frame = cache.last_frame
+        if message is not cache.last or not frame:
+            frame = cache.frame(message)
         buffered = self._socket.get_write_buffer_size() + self._pending_bytes
         if buffered + len(frame) > self._max_bytes:
             log.warning("slow consumer cut off")
@@ -199,11 +204,11 @@ class DirectSender:
         # not answer in time (one that stopped reading never does).
         self._socket.send_close(refusal.code, refusal.close_reason)
 
-    def keep_alive(self, frame: bytes) -> None:
-        """Send `frame` (a no-op message) if nothing was sent since the last call,
-        and let the connection ping a silent client."""
+    def keep_alive(self, cache: FrameCache, message: codec.Message) -> None:
+        """Send `message` (a no-op) if nothing was sent since the last call, and let
+        the connection ping a silent client."""
         if not self._sent_recently:
-            self.write(frame)
+            self.send(cache, message)
         self._sent_recently = False
         self._socket.heartbeat()
 
@@ -251,10 +256,6 @@ class QueuedSender:
         self.owner: Owner = self
         self.on_abort: Callable[[], None] = lambda: None  # the client never let the close out
 
-    def send(self, cache: FrameCache, message: codec.Message) -> None:
-        """Queue a message, encoded once per broadcast by `cache`."""
-        self.write(cache.payload(message))
-
     @property
     def closing(self) -> bool:
         return self._closing is not None
@@ -263,9 +264,11 @@ class QueuedSender:
     def queued(self) -> tuple[int, int]:
         return len(self._queue), self._queued_bytes
 
-    def write(self, payload: bytes) -> None:
+    def send(self, cache: FrameCache, message: codec.Message) -> None:
+        """Queue a message, encoded once per broadcast by `cache`."""
         if self._closing is not None:
             return
+        payload = cache.last_payload if message is cache.last else cache.payload(message)
         if (
             len(self._queue) >= self._max_frames
             or self._queued_bytes + len(payload) > self._max_bytes

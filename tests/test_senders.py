@@ -43,6 +43,17 @@ class RecordingTransport:
         self.pings += 1
 
 
+CACHE = FrameCache(codec.encode)
+
+
+def send(sender: DirectSender, update: bytes) -> None:
+    sender.send(CACHE, codec.SyncUpdate(update))
+
+
+def frame(update: bytes) -> bytes:
+    return binary_frame(codec.encode_update(update))
+
+
 def direct_peer(transport: RecordingTransport, max_bytes: int = 1000) -> DirectSender:
     return DirectSender(transport, Broadcaster(), max_bytes=max_bytes, stats=TransportStats())
 
@@ -76,15 +87,15 @@ def test_keep_alive_sends_a_no_op_only_after_silence() -> None:
     async def scenario() -> None:
         transport = RecordingTransport()
         peer = direct_peer(transport)
-        keepalive = binary_frame(codec.EMPTY_AWARENESS)
-        peer.write(binary_frame(b"\x00\x02\x00"))
+        noop = codec.AwarenessUpdate(())
+        send(peer, b"")
         await asyncio.sleep(0)  # frames are written at the end of the loop turn
-        peer.keep_alive(keepalive)  # something was sent since the last check: nothing to add
+        peer.keep_alive(CACHE, noop)  # something was sent since the last check: nothing to add
         await asyncio.sleep(0)
-        assert transport.written == [binary_frame(b"\x00\x02\x00")]
-        peer.keep_alive(keepalive)  # silent since: a no-op the JS provider counts as a message
+        assert transport.written == [frame(b"")]
+        peer.keep_alive(CACHE, noop)  # silent since: a no-op the JS provider counts as a message
         await asyncio.sleep(0)
-        assert transport.written[-1] == keepalive
+        assert transport.written[-1] == binary_frame(codec.EMPTY_AWARENESS)
         assert transport.pings == 2  # and the connection pings on every check
 
     asyncio.run(scenario())
@@ -94,13 +105,11 @@ def test_frames_of_one_turn_are_written_together_in_order() -> None:
     async def scenario() -> None:
         transport = RecordingTransport()
         peer = direct_peer(transport)
-        for payload in (b"\x00\x02\x01", b"\x00\x02\x02", b"\x00\x02\x03"):
-            peer.write(binary_frame(payload))
+        for update in (b"\x01", b"\x02", b"\x03"):
+            send(peer, update)
         assert transport.written == []  # nothing written mid-turn
         await asyncio.sleep(0)
-        assert transport.written == [
-            [binary_frame(p) for p in (b"\x00\x02\x01", b"\x00\x02\x02", b"\x00\x02\x03")]
-        ]
+        assert transport.written == [[frame(u) for u in (b"\x01", b"\x02", b"\x03")]]
 
     asyncio.run(scenario())
 
@@ -109,16 +118,16 @@ def test_a_full_buffer_cuts_the_peer_off_with_4508_behind_what_is_buffered() -> 
     async def scenario() -> None:
         transport = RecordingTransport()
         peer = direct_peer(transport, max_bytes=1000)
-        peer.write(binary_frame(b"\x00\x02\x00"))  # gathered, not yet written
+        send(peer, b"")  # gathered, not yet written
         transport.buffered = 990
-        peer.write(bytes(20))
+        send(peer, bytes(20))
         assert peer.closing
         # What was gathered goes out first, then the close frame.
         assert transport.written == [
-            binary_frame(b"\x00\x02\x00"),
+            frame(b""),
             ("close", 4508, "slow consumer: send buffer full"),
         ]
-        peer.write(b"more")  # nothing after the close frame
+        send(peer, b"more")  # nothing after the close frame
         await asyncio.sleep(0)
         assert len(transport.written) == 2
 
