@@ -45,9 +45,12 @@ class RoomSession:
     def __init__(self, connection: ClientConnection, room: Room, cache: FrameCache) -> None:
         self.connection = connection
         self.room = room
-        # `send(message)`: the sender's, with this session's wire encoding (`cache`: one
-        # encoding per broadcast). A partial, not a method: one Python call per recipient.
-        self.send: Callable[[codec.Message], None] = partial(connection.sender.send, cache)
+        # `send(message)`: the sender's own (one Python call per recipient of a broadcast),
+        # with this session's wire encoding (`cache`: one encoding per broadcast).
+        sender = connection.sender
+        self.send: Callable[[codec.Message], None] = (
+            sender.send if cache is sender.cache else partial(sender.send, cache=cache)
+        )
         self.edit_denied = False  # an edit refused: told (and audited) once per session
 
     @property

@@ -132,6 +132,7 @@ class DirectSender:
         "_pending_bytes",
         "_sent_recently",
         "_socket",
+        "cache",
         "closing",
         "owner",
         "stats",
@@ -151,17 +152,20 @@ class DirectSender:
         self.closing = False
         self.stats = stats
         self.owner: Owner = self
+        self.cache = broadcaster.ywebsocket  # the wire encoding, unless `send` is given one
 
     @property
     def queued(self) -> tuple[int, int]:
         """Frames and bytes waiting to be sent (frames: 0, the kernel's buffer counts bytes)."""
         return 0, self._socket.get_write_buffer_size() + self._pending_bytes
 
-    def send(self, cache: FrameCache, message: codec.Message) -> None:
-        """Send a message, framed once per broadcast by `cache`. Runs once per
-        recipient of every broadcast: one Python call, the cache hit inline."""
+    def send(self, message: codec.Message, cache: FrameCache | None = None) -> None:
+        """Send a message, framed once per broadcast by `cache` (default: the sender's).
+        Runs once per recipient of every broadcast: one Python call, the hit inline."""
         if self.closing or self._socket.is_closing():
             return
+        if cache is None:
+            cache = self.cache
         frame = cache.last_frame
         if message is not cache.last or not frame:
             frame = cache.frame(message)
@@ -208,7 +212,7 @@ class DirectSender:
         """Send `message` (a no-op) if nothing was sent since the last call, and let
         the connection ping a silent client."""
         if not self._sent_recently:
-            self.send(cache, message)
+            self.send(message, cache)
         self._sent_recently = False
         self._socket.heartbeat()
 
@@ -226,6 +230,7 @@ class QueuedSender:
         "_queued_bytes",
         "_send",
         "_waiter",
+        "cache",
         "on_abort",
         "owner",
         "stats",
@@ -242,6 +247,7 @@ class QueuedSender:
         keepalive: float,
         keepalive_frame: bytes,
         stats: TransportStats,
+        cache: FrameCache,
     ) -> None:
         self._send = send
         self._queue: deque[bytes] = deque()
@@ -255,6 +261,7 @@ class QueuedSender:
         self.stats = stats
         self.owner: Owner = self
         self.on_abort: Callable[[], None] = lambda: None  # the client never let the close out
+        self.cache = cache
 
     @property
     def closing(self) -> bool:
@@ -264,10 +271,12 @@ class QueuedSender:
     def queued(self) -> tuple[int, int]:
         return len(self._queue), self._queued_bytes
 
-    def send(self, cache: FrameCache, message: codec.Message) -> None:
-        """Queue a message, encoded once per broadcast by `cache`."""
+    def send(self, message: codec.Message, cache: FrameCache | None = None) -> None:
+        """Queue a message, encoded once per broadcast by `cache` (default: the sender's)."""
         if self._closing is not None:
             return
+        if cache is None:
+            cache = self.cache
         payload = cache.last_payload if message is cache.last else cache.payload(message)
         if (
             len(self._queue) >= self._max_frames

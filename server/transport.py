@@ -166,6 +166,7 @@ class WebSocketEndpoint:
                 keepalive=self.keepalive,
                 keepalive_frame=codec.EMPTY_AWARENESS,
                 stats=self.stats,
+                cache=self.broadcaster.ywebsocket,
             )
         self._next_id += 1
         gate = self.extensions.message_gate(request, identity)

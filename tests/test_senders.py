@@ -47,7 +47,7 @@ CACHE = FrameCache(codec.encode)
 
 
 def send(sender: DirectSender, update: bytes) -> None:
-    sender.send(CACHE, codec.SyncUpdate(update))
+    sender.send(codec.SyncUpdate(update), CACHE)
 
 
 def frame(update: bytes) -> bytes:
