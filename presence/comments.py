@@ -287,6 +287,15 @@ def plain_text(body: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def text_body(text: str) -> dict[str, Any]:
+    """A body of plain text, one paragraph per line (what the SDK and CLI send for a str)."""
+    lines = text.split("\n")
+    return {
+        "version": 1,
+        "content": [{"type": "paragraph", "children": [{"text": line}]} for line in lines],
+    }
+
+
 def mentions_of(body: Mapping[str, Any]) -> tuple[str, ...]:
     """The user ids the body mentions, each once, in order of appearance."""
     found: dict[str, None] = {}
