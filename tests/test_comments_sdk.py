@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 
 from ysync.clients.http import AsyncClient, Client, FeedEvent
 
@@ -65,19 +66,28 @@ def test_the_cli_prints_threads_then_follows(server: YsyncProcess) -> None:
         assert f"{thread['id']} [open] none by anonymous" in shown.stdout
         assert "  anonymous: from the SDK" in shown.stdout
         follower = subprocess.Popen([*command, "--follow"], stdout=subprocess.PIPE, text=True)
+        # Reply every 0.1 s (at most 100 times) until the follower, once subscribed, prints one:
+        # a reply made before it subscribed is never printed, so one reply could block readline.
+        printed = threading.Event()
+
+        def keep_replying() -> None:
+            with Client(server.http_url) as poster:
+                for _ in range(100):
+                    if printed.wait(0.1):
+                        return
+                    poster.reply(room, thread["id"], "and live")
+
+        poster = threading.Thread(target=keep_replying, daemon=True)
         try:
             assert follower.stdout is not None
             assert "from the SDK" in follower.stdout.readline() + follower.stdout.readline()
-            for _ in range(50):  # until the follower is subscribed and prints one
-                api.reply(room, thread["id"], "and live")
-                line = follower.stdout.readline()
-                if line.startswith("comment.created"):
-                    assert line.strip() == f"comment.created {thread['id']} anonymous: and live"
-                    break
-            else:
-                raise AssertionError("the follower printed no comment")
+            poster.start()
+            line = follower.stdout.readline()
+            printed.set()
+            assert line.strip() == f"comment.created {thread['id']} anonymous: and live"
         finally:
             follower.terminate()
             follower.wait(10)
+            printed.set()
             if follower.stdout is not None:
                 follower.stdout.close()
