@@ -15,8 +15,13 @@ JSON `error`), `ConnectError` when the server cannot be reached.
 Every endpoint is written once, sans I/O, in `Endpoints` (a generator that
 yields the `Call` it needs and gets the response back); `Client` and
 `AsyncClient` only drive those generators, one line per method. Endpoints:
-`GET /healthz`, `/readyz`, `/api/rooms`, `/api/rooms/<room>`, `/metrics`. With
-`--auth jwt` the `/api/*` endpoints need an owner token.
+`GET /healthz`, `/readyz`, `/api/rooms`, `/api/rooms/<room>`, `/metrics`, and
+comments (`threads`, `thread`, `create_thread`, `reply`, `edit_comment`,
+`delete_comment`, `react`, `unreact`, `resolve`, `update_thread`, `delete_thread`,
+`follow_thread`, `notifications`, `read_notification`, `read_all_notifications`;
+`comment_events(room)` follows them live). Comment bodies may be given as a
+`str` (plain text) or as the rich-text JSON. With `--auth jwt` the room endpoints
+need a token for the room, the node-wide ones an owner token on `"*"`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
 
 from ysync.clients.errors import ClientError, ConnectError
+from ysync.presence.comments import text_body
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -135,6 +141,37 @@ def _rooms(body: Any) -> Rooms:
     return Rooms(rooms, int(body.get("connections", 0)), body.get("node") or {})
 
 
+COMMENT_EVENTS = frozenset(
+    {
+        "thread.created",
+        "thread.updated",
+        "thread.resolved",
+        "thread.reopened",
+        "thread.deleted",
+        "comment.created",
+        "comment.edited",
+        "comment.deleted",
+        "reaction.added",
+        "reaction.removed",
+        "mention.created",
+    }
+)
+Body = str | Mapping[str, Any]
+"""A comment body: plain text, or rich text (`{"version": 1, "content": [...]}`)."""
+
+
+def _comment_body(body: Body) -> Mapping[str, Any]:
+    return text_body(body) if isinstance(body, str) else body
+
+
+def _thread_path(room: str, thread_id: str, *rest: str) -> str:
+    return room_path(room, "threads", quote(thread_id, safe=""), *rest)
+
+
+def _comment_path(room: str, thread_id: str, comment_id: str, *rest: str) -> str:
+    return _thread_path(room, thread_id, "comments", quote(comment_id, safe=""), *rest)
+
+
 def room_path(name: str, *rest: str) -> str:
     """`/api/rooms/<name>[/rest...]`, the room name as one path segment (`/` as `%2F`)."""
     return "/".join(("/api/rooms/" + quote(name, safe=""), *rest))
@@ -200,6 +237,84 @@ class Endpoints:
         """Any endpoint's JSON body as it is (e.g. for `--json` output)."""
         return (yield from _json(Call("GET", path, ok=ok)))
 
+    # -- comments (docs/comments.md) --------------------------------------------------
+
+    @staticmethod
+    def threads(room: str, *, resolve_anchors: bool = False, **filters: Any) -> Exchange[Any]:
+        """One page: filters `resolved`, `since`, `mentions`, `cursor`, `limit`, and
+        `metadata={key: value}`."""
+        params = {k: v for k, v in filters.items() if v is not None and k != "metadata"}
+        if isinstance(params.get("resolved"), bool):
+            params["resolved"] = "true" if params["resolved"] else "false"
+        params |= {f"metadata.{k}": v for k, v in (filters.get("metadata") or {}).items()}
+        if resolve_anchors:
+            params["resolveAnchors"] = "1"
+        return (yield from _json(Call("GET", room_path(room, "threads"), params=params)))
+
+    @staticmethod
+    def thread(room: str, thread_id: str, *, resolve_anchors: bool = False) -> Exchange[Any]:
+        params = {"resolveAnchors": "1"} if resolve_anchors else None
+        return (yield from _json(Call("GET", _thread_path(room, thread_id), params=params)))
+
+    @staticmethod
+    def create_thread(
+        room: str, body: Body, *, anchor: Any = None, metadata: Any = None
+    ) -> Exchange[Any]:
+        payload = {"body": _comment_body(body), "anchor": anchor, "metadata": metadata}
+        return (yield from _json(Call("POST", room_path(room, "threads"), json=payload)))
+
+    @staticmethod
+    def update_thread(room: str, thread_id: str, **changes: Any) -> Exchange[Any]:
+        """`metadata=` (merged; None values remove keys) and/or `resolved=`."""
+        return (yield from _json(Call("PATCH", _thread_path(room, thread_id), json=changes)))
+
+    @staticmethod
+    def delete_thread(room: str, thread_id: str) -> Exchange[Any]:
+        return (yield from _json(Call("DELETE", _thread_path(room, thread_id))))
+
+    @staticmethod
+    def follow_thread(room: str, thread_id: str, state: str) -> Exchange[Any]:
+        """`subscribed`, `muted` or `default`."""
+        path = _thread_path(room, thread_id, "subscription")
+        return (yield from _json(Call("PUT", path, json={"state": state})))
+
+    @staticmethod
+    def reply(room: str, thread_id: str, body: Body) -> Exchange[Any]:
+        path = _thread_path(room, thread_id, "comments")
+        return (yield from _json(Call("POST", path, json={"body": _comment_body(body)})))
+
+    @staticmethod
+    def edit_comment(room: str, thread_id: str, comment_id: str, body: Body) -> Exchange[Any]:
+        path = _comment_path(room, thread_id, comment_id)
+        return (yield from _json(Call("PATCH", path, json={"body": _comment_body(body)})))
+
+    @staticmethod
+    def delete_comment(room: str, thread_id: str, comment_id: str) -> Exchange[Any]:
+        return (yield from _json(Call("DELETE", _comment_path(room, thread_id, comment_id))))
+
+    @staticmethod
+    def react(
+        room: str, thread_id: str, comment_id: str, emoji: str, *, add: bool = True
+    ) -> Exchange[Any]:
+        path = _comment_path(room, thread_id, comment_id, "reactions")
+        call = (
+            Call("POST", path, json={"emoji": emoji})
+            if add
+            else Call("DELETE", path, params={"emoji": emoji})
+        )
+        return (yield from _json(call))
+
+    @staticmethod
+    def notifications(*, limit: int = 50) -> Exchange[Any]:
+        path = "/api/users/me/notifications"
+        return (yield from _json(Call("GET", path, params={"limit": limit})))
+
+    @staticmethod
+    def read_notification(notification_id: str | None = None) -> Exchange[Any]:
+        """Mark one notification read, or all of them (None)."""
+        tail = "read-all" if notification_id is None else f"{quote(notification_id, safe='')}/read"
+        return (yield from _json(Call("POST", "/api/users/me/notifications/" + tail)))
+
 
 def _request(call: Call) -> dict[str, Any]:
     return {
@@ -263,6 +378,62 @@ class Client:
     def get(self, path: str, *, ok: tuple[int, ...] = ()) -> Any:
         """Any endpoint's JSON body as it is; a status in `ok` is an answer, not an error."""
         return self._drive(Endpoints.get(path, ok=ok))
+
+    # -- comments: see Endpoints ------------------------------------------------------
+
+    def threads(self, room: str, *, resolve_anchors: bool = False, **filters: Any) -> Any:
+        """`{"threads": [...], "nextCursor": ...}`, newest first."""
+        return self._drive(Endpoints.threads(room, resolve_anchors=resolve_anchors, **filters))
+
+    def thread(self, room: str, thread_id: str, *, resolve_anchors: bool = False) -> Any:
+        return self._drive(Endpoints.thread(room, thread_id, resolve_anchors=resolve_anchors))
+
+    def create_thread(
+        self, room: str, body: Body, *, anchor: Any = None, metadata: Any = None
+    ) -> Any:
+        return self._drive(Endpoints.create_thread(room, body, anchor=anchor, metadata=metadata))
+
+    def update_thread(self, room: str, thread_id: str, **changes: Any) -> Any:
+        return self._drive(Endpoints.update_thread(room, thread_id, **changes))
+
+    def resolve(self, room: str, thread_id: str, resolved: bool = True) -> Any:
+        return self._drive(Endpoints.update_thread(room, thread_id, resolved=resolved))
+
+    def delete_thread(self, room: str, thread_id: str) -> None:
+        self._drive(Endpoints.delete_thread(room, thread_id))
+
+    def follow_thread(self, room: str, thread_id: str, state: str = "subscribed") -> Any:
+        return self._drive(Endpoints.follow_thread(room, thread_id, state))
+
+    def reply(self, room: str, thread_id: str, body: Body) -> Any:
+        return self._drive(Endpoints.reply(room, thread_id, body))
+
+    def edit_comment(self, room: str, thread_id: str, comment_id: str, body: Body) -> Any:
+        return self._drive(Endpoints.edit_comment(room, thread_id, comment_id, body))
+
+    def delete_comment(self, room: str, thread_id: str, comment_id: str) -> None:
+        self._drive(Endpoints.delete_comment(room, thread_id, comment_id))
+
+    def react(self, room: str, thread_id: str, comment_id: str, emoji: str) -> Any:
+        return self._drive(Endpoints.react(room, thread_id, comment_id, emoji))
+
+    def unreact(self, room: str, thread_id: str, comment_id: str, emoji: str) -> Any:
+        return self._drive(Endpoints.react(room, thread_id, comment_id, emoji, add=False))
+
+    def notifications(self, *, limit: int = 50) -> Any:
+        return self._drive(Endpoints.notifications(limit=limit))
+
+    def read_notification(self, notification_id: str) -> Any:
+        return self._drive(Endpoints.read_notification(notification_id))
+
+    def read_all_notifications(self) -> Any:
+        return self._drive(Endpoints.read_notification(None))
+
+    def comment_events(self, room: str, *, last_event_id: str | None = None) -> Iterator[FeedEvent]:
+        """The room's comment events (`COMMENT_EVENTS`) as they happen."""
+        for event in self.events(room, last_event_id=last_event_id):
+            if event.type in COMMENT_EVENTS:
+                yield event
 
     def events(self, room: str, *, last_event_id: str | None = None) -> Iterator[FeedEvent]:
         """Follow the room's event feed (blocks; ends when the server ends it)."""
@@ -337,6 +508,67 @@ class AsyncClient:
 
     async def get(self, path: str, *, ok: tuple[int, ...] = ()) -> Any:
         return await self._drive(Endpoints.get(path, ok=ok))
+
+    # -- comments: see Endpoints ------------------------------------------------------
+
+    async def threads(self, room: str, *, resolve_anchors: bool = False, **filters: Any) -> Any:
+        return await self._drive(
+            Endpoints.threads(room, resolve_anchors=resolve_anchors, **filters)
+        )
+
+    async def thread(self, room: str, thread_id: str, *, resolve_anchors: bool = False) -> Any:
+        return await self._drive(Endpoints.thread(room, thread_id, resolve_anchors=resolve_anchors))
+
+    async def create_thread(
+        self, room: str, body: Body, *, anchor: Any = None, metadata: Any = None
+    ) -> Any:
+        return await self._drive(
+            Endpoints.create_thread(room, body, anchor=anchor, metadata=metadata)
+        )
+
+    async def update_thread(self, room: str, thread_id: str, **changes: Any) -> Any:
+        return await self._drive(Endpoints.update_thread(room, thread_id, **changes))
+
+    async def resolve(self, room: str, thread_id: str, resolved: bool = True) -> Any:
+        return await self._drive(Endpoints.update_thread(room, thread_id, resolved=resolved))
+
+    async def delete_thread(self, room: str, thread_id: str) -> None:
+        await self._drive(Endpoints.delete_thread(room, thread_id))
+
+    async def follow_thread(self, room: str, thread_id: str, state: str = "subscribed") -> Any:
+        return await self._drive(Endpoints.follow_thread(room, thread_id, state))
+
+    async def reply(self, room: str, thread_id: str, body: Body) -> Any:
+        return await self._drive(Endpoints.reply(room, thread_id, body))
+
+    async def edit_comment(self, room: str, thread_id: str, comment_id: str, body: Body) -> Any:
+        return await self._drive(Endpoints.edit_comment(room, thread_id, comment_id, body))
+
+    async def delete_comment(self, room: str, thread_id: str, comment_id: str) -> None:
+        await self._drive(Endpoints.delete_comment(room, thread_id, comment_id))
+
+    async def react(self, room: str, thread_id: str, comment_id: str, emoji: str) -> Any:
+        return await self._drive(Endpoints.react(room, thread_id, comment_id, emoji))
+
+    async def unreact(self, room: str, thread_id: str, comment_id: str, emoji: str) -> Any:
+        return await self._drive(Endpoints.react(room, thread_id, comment_id, emoji, add=False))
+
+    async def notifications(self, *, limit: int = 50) -> Any:
+        return await self._drive(Endpoints.notifications(limit=limit))
+
+    async def read_notification(self, notification_id: str) -> Any:
+        return await self._drive(Endpoints.read_notification(notification_id))
+
+    async def read_all_notifications(self) -> Any:
+        return await self._drive(Endpoints.read_notification(None))
+
+    async def comment_events(
+        self, room: str, *, last_event_id: str | None = None
+    ) -> AsyncIterator[FeedEvent]:
+        """The room's comment events (`COMMENT_EVENTS`): `async for e in api.comment_events(r)`."""
+        async for event in self.events(room, last_event_id=last_event_id):
+            if event.type in COMMENT_EVENTS:
+                yield event
 
     async def events(
         self, room: str, *, last_event_id: str | None = None

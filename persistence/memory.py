@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
+from functools import partial
+from typing import TypeVar
 
 from pycrdt import merge_updates
 
+from ysync.persistence import comment_sql
+from ysync.persistence.comment_sql import Operation, SqlComments
 from ysync.rooms.protocols import RoomInfo
+
+T = TypeVar("T")
 
 
 class MemoryStore:
@@ -18,6 +25,25 @@ class MemoryStore:
     def __init__(self) -> None:
         self._rooms: dict[str, list[bytes]] = {}
         self._changed: dict[str, float] = {}
+        self._db: sqlite3.Connection | None = None
+        #: Comments, in an in-memory SQLite database: the same SQL as the durable stores.
+        self.comments = SqlComments(self._transact)
+
+    async def _transact(self, operation: Operation[T], write: bool) -> T:
+        if self._db is None:
+            # In memory, nothing waits on a disk: running on the event loop is fine.
+            self._db = sqlite3.connect(":memory:", isolation_level=None)
+            for statement in comment_sql.MIGRATION:
+                self._db.execute(statement)
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            result = comment_sql.drive(operation, partial(comment_sql.run_sqlite, db))
+            db.execute("COMMIT")
+        finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        return result
 
     def describe(self) -> str:
         return "memory (NOT durable: everything is lost when the process exits)"
@@ -57,3 +83,6 @@ class MemoryStore:
 
     async def close(self) -> None:
         self._rooms.clear()
+        if self._db is not None:
+            self._db.close()
+            self._db = None

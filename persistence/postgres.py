@@ -7,6 +7,7 @@ Schema (tables prefixed `ysync_`, so the database can be shared):
   so appends never contend on a hot row.
 - `ysync_snapshots(room, data, updated_at)`: the merged document.
 - `ysync_schema_version(version, applied_at)`: applied migrations.
+- version 2: comment threads and notifications (`ysync.persistence.comment_sql`).
 
 A room's content is its snapshot plus *all* its remaining log rows. Identity
 values are handed out before commit, so a row with a smaller id may commit
@@ -20,12 +21,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg  # no stubs shipped: see [tool.mypy.overrides]
 
+from ysync.persistence import comment_sql
+from ysync.persistence.comment_sql import Operation, Query, Rows, SqlComments
 from ysync.persistence.merge import merge
 from ysync.rooms.protocols import RoomInfo, StoreError
+
+T = TypeVar("T")
 
 # Advisory lock keys (two int4s; a space separate from single-bigint locks).
 _LOCK_CLASS_MIGRATIONS = 0x7953_0001
@@ -47,6 +53,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             updated_at timestamptz NOT NULL DEFAULT now()
         )""",
     ),
+    comment_sql.MIGRATION,  # 2: comment threads, notifications (shared with SQLite)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -85,6 +92,8 @@ class PostgresStore:
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self._pool: asyncpg.Pool | None = None
+        #: The `CommentStore` of this database (`ysync.persistence.comment_sql`).
+        self.comments = SqlComments(self._transact)
 
     def describe(self) -> str:
         return f"PostgreSQL {redact(self.dsn)} (pool {self.min_size}..{self.max_size})"
@@ -208,6 +217,19 @@ class PostgresStore:
                 ) stored GROUP BY room ORDER BY room"""
             )
         return [RoomInfo(name, size, n, changed) for name, size, n, changed in rows]
+
+    async def _transact(self, operation: Operation[T], write: bool) -> T:
+        with _translated("comments"):
+            async with self._open_pool().acquire() as conn, conn.transaction():
+
+                async def run(query: Query) -> Rows:
+                    sql = comment_sql.postgres_sql(query.sql, query.lock)
+                    if query.many:
+                        await conn.executemany(sql, query.args)
+                        return []
+                    return [tuple(row) for row in await conn.fetch(sql, *query.args)]
+
+                return await comment_sql.drive_async(operation, run)
 
     def _open_pool(self) -> asyncpg.Pool:
         if self._pool is None:

@@ -6,7 +6,7 @@ proceed together; `synchronous=FULL` makes every commit fsync'd before
 `append` returns; `busy_timeout` makes processes sharing the file queue for
 the write lock instead of failing.
 
-Schema (version 1, in `PRAGMA user_version`):
+Schema (version 2, in `PRAGMA user_version`):
 
 - `rooms(id, name, last_seq, last_change)`: one row per stored room; `last_seq`
   is the room's sequence (never wall-clock), `id` is never reused, so a room
@@ -14,6 +14,7 @@ Schema (version 1, in `PRAGMA user_version`):
 - `updates(room, seq, data)`: the log, ordered by `seq` within a room.
 - `snapshots(room, seq, data)`: the merged document; it holds every update of
   the room with `seq <= snapshots.seq`, except log rows compaction kept.
+- version 2: comment threads and notifications (`ysync.persistence.comment_sql`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from ysync.persistence import comment_sql
+from ysync.persistence.comment_sql import Operation, SqlComments
 from ysync.persistence.merge import Merged, merge
 from ysync.rooms.protocols import RoomInfo, StoreError
 
@@ -56,6 +59,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             data BLOB NOT NULL
         )""",
     ),
+    comment_sql.MIGRATION,  # 2: comment threads, notifications (shared with PostgreSQL)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -82,6 +86,8 @@ class SQLiteStore:
         self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
+        #: The `CommentStore` of this file (`ysync.persistence.comment_sql`).
+        self.comments = SqlComments(self._transact)
 
     def describe(self) -> str:
         return f"SQLite {self.path.absolute()} (WAL, synchronous=FULL)"
@@ -144,7 +150,14 @@ class SQLiteStore:
     async def list_rooms(self) -> list[RoomInfo]:
         return await self._run(self._list_rooms)
 
+    async def _transact(self, operation: Operation[T], write: bool) -> T:
+        return await self._run(self._drive, operation, write)
+
     # --- everything below runs on the store's thread ---------------------------
+
+    def _drive(self, operation: Operation[T], write: bool) -> T:
+        with _transaction(self._db(), "BEGIN IMMEDIATE" if write else "BEGIN") as db:
+            return comment_sql.drive(operation, partial(comment_sql.run_sqlite, db))
 
     async def _run(self, func: Callable[..., T], *args: object) -> T:
         if self._executor is None:

@@ -27,7 +27,8 @@ hook, the list of extensions that define it. Hooks, in the order they run:
   what you keep of it), `on_export`/`on_import` (your part of a room's archive);
 - node: `on_start` (the node is built: take what you need from it), `routes`
   (HTTP routes to mount), `background` (coroutines to run for the node's life),
-  `health` (a readiness problem, or None).
+  `health` (a readiness problem, or None); `user_role` (the role someone who
+  is not the caller has in a room, e.g. whether a mentioned user may be notified).
 
 Notification hooks never break the caller: an exception is logged and the
 next extension runs. Gate hooks (`on_connect`, `authenticate`) refuse by
@@ -41,7 +42,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any
 
 from ysync.rooms.codec import AwarenessEntry
-from ysync.rooms.hooks import ConnectionRequest, Hooks, Identity
+from ysync.rooms.hooks import ConnectionRequest, Hooks, Identity, Role
 from ysync.rooms.protocols import Peer
 from ysync.rooms.room import Origin, Room, origin_label
 from ysync.rooms.vocabulary import Refusal
@@ -145,6 +146,12 @@ class Extension:
         """A reason the node is not ready right now (None: nothing wrong)."""
         return None
 
+    async def user_role(self, user_id: str, room: str) -> Role | None:
+        """The role `user_id` has in `room` when they are not the one asking (e.g. a
+        mentioned user: notified only if they may read the room); None: not for
+        this extension to say. A host app with a user directory answers here."""
+        return None
+
 
 def _overrides(extension: Extension, hook: str) -> bool:
     return getattr(type(extension), hook) is not getattr(Extension, hook)
@@ -174,6 +181,7 @@ class Extensions:
         self._delete = self._defining("on_delete")
         self._export = self._defining("on_export")
         self._import = self._defining("on_import")
+        self._user_role = self._defining("user_role")
 
     def _defining(self, hook: str) -> tuple[Extension, ...]:
         return tuple(extension for extension in self.all if _overrides(extension, hook))
@@ -304,6 +312,14 @@ class Extensions:
     def health(self) -> list[str]:
         problems = (extension.health() for extension in self.all)
         return [problem for problem in problems if problem]
+
+    async def user_role(self, user_id: str, room: str) -> Role | None:
+        """The first role an extension knows `user_id` has in `room` (None: none knows)."""
+        for extension in self._user_role:
+            role = await extension.user_role(user_id, room)
+            if role is not None:
+                return role
+        return None
 
 
 class _GateChain:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
@@ -39,6 +40,7 @@ from ysync.rooms.vocabulary import CloseCode, Refusal
 from ysync.server import events_api, gc_tuning, http_api, openapi
 from ysync.server.audit import AuditExtension
 from ysync.server.auth import auth_extensions
+from ysync.server.comments import CommentsExtension
 from ysync.server.demo import DemoExtension
 from ysync.server.drain import RESTART, Drain
 from ysync.server.limits import Limits, LimitsExtension
@@ -113,6 +115,22 @@ class _LateBoundEndpoint:
         await node.endpoint(scope, receive, send)
 
 
+def _cors(settings: Settings) -> list[Middleware]:
+    """Browsers on other origins call the API with the WebSocket's JWT (--cors-origins)."""
+    origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            max_age=600,
+        )
+    ]
+
+
 def create_app_from_env() -> Starlette:
     """The app a `--workers N` worker process builds from its `YSYNC_*` environment."""
     settings = Settings.from_env()
@@ -150,6 +168,10 @@ def create_app(
     static += [
         *extensions,
         *([DemoExtension(settings)] if settings.demo else []),
+        CommentsExtension(
+            max_comment_bytes=settings.max_comment_bytes,
+            max_metadata_bytes=settings.max_metadata_bytes,
+        ),
         AuditExtension(),
         MetricsExtension(metrics),
     ]
@@ -267,7 +289,7 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RoomPaths)],
+        middleware=[*_cors(settings), Middleware(RoomPaths)],
         lifespan=lifespan,
         exception_handlers=exception_handlers,
     )

@@ -15,6 +15,7 @@ import uvicorn
 
 from ysync import __version__
 from ysync.clients import cli as client_cli
+from ysync.clients import comments_cli
 from ysync.server import settings as settings_module
 from ysync.server import status as status_command
 from ysync.server.app import create_app
@@ -33,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server", description="Run the ysync server.")
     settings_module.add_arguments(serve)
     client_cli.add_commands(commands)  # doc get/put, watch
+    comments_cli.add_command(commands)
     status_command.add_command(commands)
     return parser
 
@@ -41,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in client_cli.COMMANDS:
         return client_cli.run(args)
+    if args.command == comments_cli.COMMAND:
+        return comments_cli.run(args)
     if args.command == status_command.COMMAND:
         return status_command.run(args)
     try:

@@ -152,6 +152,17 @@ class Settings:
     event_replay: int = _setting(
         256, "events a room's feed keeps so a subscriber reconnecting with Last-Event-ID resumes"
     )
+    cors_origins: str = _setting(
+        "",
+        "comma-separated browser Origins allowed to call the HTTP API (CORS), e.g. "
+        "https://app.example.com, or * for any (empty: none; same-origin pages need none)",
+    )
+    max_comment_bytes: int = _setting(
+        16 * 1024, "largest comment body, as JSON (413 past it; bodies are rich text, not files)"
+    )
+    max_metadata_bytes: int = _setting(
+        4 * 1024, "largest thread metadata object, as JSON (413 past it: it is the app's pin data)"
+    )
     demo: bool = _setting(
         True,
         "serve the demo at / and the inspector at /inspect (static pages; they use the same "
@@ -274,6 +285,8 @@ _POSITIVE = (
     "max_message_bytes",
     "max_pending_bytes",
     "compact_after_updates",
+    "max_comment_bytes",
+    "max_metadata_bytes",
 )
 
 

@@ -30,6 +30,8 @@
 //   awareness_states {}                                         -> {client_id, states: {id: state}}
 //   wait_awareness {client_id, present?=true, equals?} | {count} -> {states}
 //   bulk_text_insert {name, count, char?="x"}                   -> {elapsed_ms, length}
+//   relative_position {name, index, assoc?=0}  (text)  -> {position: b64 of Y.encodeRelativePosition}
+//   absolute_position {position: b64}                  -> {index: number | null}
 //   disconnect {}  reconnect {}  destroy {}  exit {}            -> {}
 
 import * as readline from 'node:readline'
@@ -386,6 +388,19 @@ const COMMANDS = {
     const start = performance.now()
     for (let i = 0; i < count; i++) text.insert(text.length, char)
     return { elapsed_ms: performance.now() - start, length: text.length }
+  },
+
+  // {name, index, assoc? = 0}: what a comments UI stores as a thread's anchor.
+  relative_position (a) {
+    const text = sharedType('text', a.name)
+    const position = Y.createRelativePositionFromTypeIndex(text, need(a.index, 'index'), a.assoc ?? 0)
+    return { position: b64(Y.encodeRelativePosition(position)) }
+  },
+  // {position: b64}: where that position is in this client's document now (null: nowhere).
+  absolute_position (a) {
+    const position = Y.decodeRelativePosition(Buffer.from(need(a.position, 'position'), 'base64'))
+    const absolute = Y.createAbsolutePositionFromRelativePosition(position, requireDoc())
+    return { index: absolute === null ? null : absolute.index }
   },
 
   disconnect () {
