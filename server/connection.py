@@ -121,19 +121,28 @@ class ClientConnection:
 
     # -- frames from the client ----------------------------------------------------------
 
-    def receive(self, frame: bytes | str) -> None:
-        """One frame from the client: through the gates, decoded, to the room."""
+    def screen(self, frame: bytes | str) -> bytes | None:
+        """The frame if it may be handled: not while closing, not text, through the
+        per-frame gates (size, rate); None when it was refused or must be ignored."""
         if self.sender.closing:
-            return  # draining until the client acknowledges our close
+            return None  # draining until the client acknowledges our close
         if isinstance(frame, str):
             self.close(TEXT_FRAME)
-            return
+            return None
         gate = self.gate
         if gate is not None:
             refusal = gate(frame)
             if refusal is not None:
                 self.close(refusal)
-                return
+                return None
+        return frame
+
+    def receive(self, frame: bytes | str) -> None:
+        """One frame from the client: through the gates, decoded, to the room."""
+        screened = self.screen(frame)
+        if screened is None:
+            return
+        frame = screened
         endpoint = self.endpoint
         stats = endpoint.stats
         kind = peek_type(frame)

@@ -152,6 +152,31 @@ class Settings:
     event_replay: int = _setting(
         256, "events a room's feed keeps so a subscriber reconnecting with Last-Event-ID resumes"
     )
+    hocuspocus: bool = _setting(
+        True,
+        "also speak the Hocuspocus protocol (@hocuspocus/provider, TipTap) on the root path and "
+        "--hocuspocus-path, on the same rooms as y-websocket clients",
+    )
+    hocuspocus_path: str = _setting(
+        "/hocuspocus",
+        "a second path for Hocuspocus clients besides the root, e.g. for a proxy routing by path "
+        "(empty: the root only; a y-websocket room of this name is then out of reach)",
+    )
+    hocuspocus_max_documents: int = _setting(
+        100,
+        "documents one Hocuspocus connection may have open or awaiting auth (Hocuspocus's "
+        "maxPendingDocuments); bounds what one socket holds",
+    )
+    hocuspocus_pending_bytes: int = _setting(
+        5 * 1024 * 1024,
+        "bytes one Hocuspocus connection may send for documents whose auth is not decided yet "
+        "(4205 past it, as Hocuspocus's maxUnauthenticatedQueueSize)",
+    )
+    hocuspocus_pending_messages: int = _setting(
+        1000,
+        "messages one Hocuspocus connection may send for documents whose auth is not decided "
+        "yet (4205 past it)",
+    )
     demo: bool = _setting(
         True,
         "serve the demo at / and the inspector at /inspect (static pages; they use the same "
@@ -207,6 +232,12 @@ class Settings:
             )
         if not self.path_prefix.startswith("/") or not self.path_prefix.endswith("/"):
             raise ValueError(f"path_prefix must start and end with '/', not {self.path_prefix!r}")
+        if self.hocuspocus_path and (
+            not self.hocuspocus_path.startswith("/") or self.hocuspocus_path == "/"
+        ):
+            raise ValueError(
+                f"hocuspocus_path must start with '/' and name a path, not {self.hocuspocus_path!r}"
+            )
         if self.shutdown_timeout <= self.drain_seconds:
             raise ValueError(
                 "shutdown_timeout must be greater than drain_seconds: after the drain the "
@@ -274,6 +305,9 @@ _POSITIVE = (
     "max_message_bytes",
     "max_pending_bytes",
     "compact_after_updates",
+    "hocuspocus_max_documents",
+    "hocuspocus_pending_bytes",
+    "hocuspocus_pending_messages",
 )
 
 
