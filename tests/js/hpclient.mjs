@@ -168,15 +168,17 @@ const commands = {
     return { connects: socketTrack.connects }
   },
 
-  async edit({ doc, kind, name, index, value: text, key, values, tag }) {
+  async edit({ doc, kind, name, index, value, key, values, tag, text }) {
     const type = shared(entry(doc).doc, kind, need(name, 'name'))
-    if (kind === 'text') type.insert(index ?? 0, need(text, 'value'))
-    else if (kind === 'map') type.set(need(key, 'key'), text)
+    if (kind === 'text') type.insert(index ?? 0, need(value, 'value'))
+    else if (kind === 'map') type.set(need(key, 'key'), value)
     else if (kind === 'array') type.push(need(values, 'values'))
     else {
       const element = new Y.XmlElement(need(tag, 'tag'))
-      element.insert(0, [new Y.XmlText(text ?? '')])
+      const inner = new Y.XmlText()
       type.push([element])
+      element.insert(0, [inner])
+      inner.insert(0, text ?? '')
     }
     return {}
   },
