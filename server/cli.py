@@ -15,6 +15,7 @@ import uvicorn
 
 from ysync import __version__
 from ysync.clients import cli as client_cli
+from ysync.server import importer
 from ysync.server import settings as settings_module
 from ysync.server import status as status_command
 from ysync.server.app import create_app
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     settings_module.add_arguments(serve)
     client_cli.add_commands(commands)  # doc get/put, watch
     status_command.add_command(commands)
+    importer.add_command(commands)
     return parser
 
 
@@ -43,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return client_cli.run(args)
     if args.command == status_command.COMMAND:
         return status_command.run(args)
+    if args.command == importer.COMMAND:
+        return importer.run(args)
     try:
         settings = settings_module.from_arguments(args)
         _check_supported(settings)

@@ -95,3 +95,25 @@ def test_saturate_steps_deliver_everything(quick_run: tuple[str, dict[str, Any]]
     assert rates == sorted(rates)
     for run in runs:
         _check_full_delivery(run)
+
+
+@pytest.mark.parametrize("scenario", ["many-rooms", "hot-room"])
+def test_the_hocuspocus_dialect_delivers_every_edit(tmp_path: Path, scenario: str) -> None:
+    # The load generator speaks Hocuspocus to ysync (the root path): a doc per room, Auth
+    # first, SyncStatus acks on the way back.
+    ensure_node_modules(JS_DIR)
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "ysync.loadtest.bench", "--quick", "--dialect", "hocuspocus"),
+            *("--scenario", scenario, "--json", str(tmp_path / "bench.json")),
+            *("--log-dir", str(tmp_path / "logs")),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [run] = _runs(json.loads((tmp_path / "bench.json").read_text()), scenario)
+    _check_full_delivery(run)
