@@ -521,14 +521,6 @@ class HocuspocusConnection(ClientConnection):
                 timer.cancel()
         self.endpoint.leave_room(session)
 
-    def close(self, refusal: Refusal) -> None:
-        if self.sender.closing:
-            return
-        stats = self.endpoint.stats
-        stats.closes[refusal.code] = stats.closes.get(refusal.code, 0) + 1
-        self.endpoint.extensions.refused(self.request, None, refusal)
-        self.sender.close(refusal)
-
     def closed(self) -> None:
         if self._closed:
             return

@@ -22,11 +22,15 @@ ROOT = Path(__file__).parent.parent
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    return quick_bench(tmp_path_factory.mktemp("bench"))
+
+
+def quick_bench(out: Path, *args: str) -> tuple[str, dict[str, Any]]:
+    """`bench --quick ARGS`: its output and its JSON report."""
     ensure_node_modules(JS_DIR)
-    out = tmp_path_factory.mktemp("bench")
     proc = subprocess.run(
         [
-            *(sys.executable, "-m", "ysync.loadtest.bench", "--quick"),
+            *(sys.executable, "-m", "ysync.loadtest.bench", "--quick", *args),
             *("--json", str(out / "bench.json"), "--log-dir", str(out / "logs")),
         ],
         cwd=ROOT,
@@ -97,23 +101,11 @@ def test_saturate_steps_deliver_everything(quick_run: tuple[str, dict[str, Any]]
         _check_full_delivery(run)
 
 
-@pytest.mark.parametrize("scenario", ["many-rooms", "hot-room"])
-def test_the_hocuspocus_dialect_delivers_every_edit(tmp_path: Path, scenario: str) -> None:
-    # The load generator speaks Hocuspocus to ysync (the root path): a doc per room, Auth
-    # first, SyncStatus acks on the way back.
-    ensure_node_modules(JS_DIR)
-    proc = subprocess.run(
-        [
-            *(sys.executable, "-m", "ysync.loadtest.bench", "--quick", "--dialect", "hocuspocus"),
-            *("--scenario", scenario, "--json", str(tmp_path / "bench.json")),
-            *("--log-dir", str(tmp_path / "logs")),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    [run] = _runs(json.loads((tmp_path / "bench.json").read_text()), scenario)
-    _check_full_delivery(run)
+def test_the_hocuspocus_dialect_delivers_every_edit(tmp_path: Path) -> None:
+    # The load generator speaks Hocuspocus to ysync (the root path): a document per room,
+    # Auth first, SyncStatus acks on the way back.
+    args = ("--dialect", "hocuspocus", "--scenario", "many-rooms", "--scenario", "hot-room")
+    _, report = quick_bench(tmp_path, *args)
+    for scenario in ("many-rooms", "hot-room"):
+        [run] = _runs(report, scenario)
+        _check_full_delivery(run)
