@@ -665,6 +665,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also run hocuspocus, y-websocket and pycrdt-websocket",
     )
     p.add_argument(
+        "--dialect",
+        choices=("y-websocket", "hocuspocus"),
+        help="the protocol every client speaks (default: each server's own); hocuspocus "
+        "runs the servers that speak it, ysync and hocuspocus",
+    )
+    p.add_argument(
         "--server",
         action="append",
         choices=sorted(SERVERS),
@@ -726,6 +732,8 @@ async def _main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         [YSYNC.name] + [p.name for p in PEERS] if args.compare else [YSYNC.name]
     )
     specs = [SERVERS[n] for n in names]
+    if args.dialect:
+        specs = [replace(s, protocol=args.dialect) for s in specs if args.dialect in s.dialects]
     if args.ysync_rev:
         specs = [ysync_at(args.ysync_rev) if s.name == YSYNC.name else s for s in specs]
     opts = Options(

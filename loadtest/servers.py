@@ -55,6 +55,7 @@ class ServerSpec:
     prepare: Callable[[], None] = lambda: None
     version: Callable[[], str] = lambda: "?"
     python: bool = False  # py-spy can profile it
+    dialects: tuple[str, ...] = ("y-websocket",)  # the protocols it speaks (`--dialect`)
 
 
 def _node_cache() -> Path:
@@ -122,6 +123,7 @@ YSYNC = ServerSpec(
     env=lambda port: {"YSYNC_IP_CONNECTIONS_PER_MINUTE": "0"},
     version=_ysync_version,
     python=True,
+    dialects=("y-websocket", "hocuspocus"),
 )
 
 
@@ -168,6 +170,7 @@ HOCUSPOCUS = ServerSpec(
     cwd=_node_cache,
     prepare=_install_node_peers,
     version=_npm_version("@hocuspocus/server"),
+    dialects=("hocuspocus",),
 )
 
 Y_WEBSOCKET = ServerSpec(

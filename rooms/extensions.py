@@ -18,6 +18,7 @@ hook, the list of extensions that define it. Hooks, in the order they run:
 - connection: `on_connect` (before authentication; raise `Refused` to refuse),
   `authenticate` (the first extension returning an `Identity` decides),
   `message_gate` (a per-connection check of every incoming frame),
+  `on_stateless` (a Hocuspocus client's stateless message: relay it or not),
   `on_refused` (a connection or request was refused), `on_join`/`on_leave`
   (a client entered/left a room), `on_edit_refused` (a read-only client's edit);
 - room: `on_load_document` (once per load, before any client sees it),
@@ -98,6 +99,13 @@ class Extension:
     def on_edit_refused(self, room: Room, peer: Peer, refusal: Refusal) -> None:
         """A client sent an edit it may not make (it was told; it stays connected)."""
 
+    def on_stateless(self, room: Room, peer: Peer, payload: str) -> bool:
+        """A Hocuspocus client sent a stateless message (any string) in `room`.
+        Return True to relay it to the room's other Hocuspocus clients on every
+        node; by default nothing is relayed (as Hocuspocus's own default). To answer
+        the sender only: `ysync.server.hocuspocus.send_stateless(peer, text)`."""
+        return False
+
     # -- rooms -----------------------------------------------------------------------
 
     async def on_load_document(self, room: Room) -> None:
@@ -154,6 +162,9 @@ class Extension:
 
 
 def _overrides(extension: Extension, hook: str) -> bool:
+    defines = getattr(extension, "defines", None)
+    if defines is not None:
+        return bool(defines(hook))
     return getattr(type(extension), hook) is not getattr(Extension, hook)
 
 
@@ -171,6 +182,7 @@ class Extensions:
         self._join = self._defining("on_join")
         self._leave = self._defining("on_leave")
         self._edit_refused = self._defining("on_edit_refused")
+        self._stateless = self._defining("on_stateless")
         self._load = self._defining("on_load_document")
         self._change = self._defining("on_change")
         self._awareness = self._defining("on_awareness")
@@ -237,6 +249,16 @@ class Extensions:
     def edit_refused(self, room: Room, peer: Peer, refusal: Refusal) -> None:
         for extension in self._edit_refused:
             _notify(extension.on_edit_refused, room, peer, refusal)
+
+    def stateless(self, room: Room, peer: Peer, payload: str) -> bool:
+        """Every extension sees the message; relayed if any of them says so."""
+        relay = False
+        for extension in self._stateless:
+            try:
+                relay = extension.on_stateless(room, peer, payload) is True or relay
+            except Exception:
+                log.exception("%s.on_stateless failed", extension.name, extra={"room": room.name})
+        return relay
 
     # -- rooms ---------------------------------------------------------------------------
 
@@ -346,6 +368,15 @@ def _notify(hook: Callable[..., None], *args: Any) -> None:
 # -- a host application's Hooks, as an extension -----------------------------------------
 
 
+# The extension hook each optional `Hooks` method is run by: registered only when the
+# host's subclass overrides the method, so an unused hook costs nothing.
+_OPTIONAL_HOOKS = {
+    "on_stateless": "on_stateless",
+    "on_awareness": "on_awareness_update",
+    "on_leave": "on_disconnect",
+}
+
+
 class HooksExtension(Extension):
     """A host app's `Hooks` subclass, run as an extension (priority 100)."""
 
@@ -355,6 +386,21 @@ class HooksExtension(Extension):
     @property
     def name(self) -> str:
         return type(self.hooks).__name__
+
+    def defines(self, hook: str) -> bool:
+        method = _OPTIONAL_HOOKS.get(hook)
+        if method is not None:
+            return getattr(type(self.hooks), method) is not getattr(Hooks, method)
+        return getattr(type(self), hook) is not getattr(Extension, hook)
+
+    def on_stateless(self, room: Room, peer: Peer, payload: str) -> bool:
+        return self.hooks.on_stateless(room.name, payload, peer.identity)
+
+    def on_awareness(self, room: Room, entries: list[AwarenessEntry], origin: Origin) -> None:
+        self.hooks.on_awareness_update(room.name, entries, origin_label(origin))
+
+    def on_leave(self, room: Room, peer: Peer) -> None:
+        self.hooks.on_disconnect(room.name, peer.identity, len(room.peers))
 
     async def on_load_document(self, room: Room) -> None:
         await self.hooks.load_document(room.name, room.doc)

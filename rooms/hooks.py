@@ -8,14 +8,17 @@ or several features that each react to changes, write `Extension`s instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pycrdt import Doc
 
 from ysync.rooms.vocabulary import Refused as Refused
+
+if TYPE_CHECKING:
+    from ysync.rooms.codec import AwarenessEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +126,20 @@ class Hooks:
     async def store_document(self, room: str, doc: Doc[Any]) -> None:
         """Called when a room unloads (and at shutdown) after its updates are
         committed to the store; e.g. export the document to your own database."""
+
+    # Optional hooks (Hocuspocus's onStateless, onAwarenessUpdate, onDisconnect):
+    # only run when overridden.
+
+    def on_stateless(self, room: str, payload: str, identity: Identity) -> bool:
+        """A Hocuspocus client sent a stateless message. Return True to relay it to
+        the room's other Hocuspocus clients on every node (default: not relayed)."""
+        return False
+
+    def on_awareness_update(
+        self, room: str, changes: Sequence[AwarenessEntry], origin: str
+    ) -> None:
+        """Awareness states changed (`entry.state` is the JSON text, "null" when
+        removed); `origin` as for `on_change`. Keep it fast."""
+
+    def on_disconnect(self, room: str, identity: Identity, clients: int) -> None:
+        """A client left `room`; `clients` are still connected to it on this node."""

@@ -29,7 +29,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ysync.rooms import codec
 from ysync.rooms.awareness import RemoteNode
@@ -67,6 +67,8 @@ class Replicator(Extension):
         self._seen: dict[tuple[str, str], int] = {}  # (room, node) -> last seq applied
         self._asked: dict[tuple[str, str], float] = {}  # (room, node) -> when we asked
         self._catching_up: dict[str, tuple[set[str], int, asyncio.Event]] = {}
+        # Who delivers a stateless message from another node to this node's clients.
+        self.stateless_handlers: list[Callable[[Room, str], None]] = []
         bus.on_reconnect = self.resync_all
 
     # -- the extension's hooks ------------------------------------------------------
@@ -138,6 +140,11 @@ class Replicator(Extension):
         payload = codec.encode_awareness_payload(entries)
         self._send(room.name, EnvelopeKind.AWARENESS, payload, sequenced=True)
 
+    def publish_stateless(self, room: str, payload: str) -> None:
+        """A stateless message for the room's clients on the other nodes (best effort,
+        as Hocuspocus's Redis extension: not numbered, never repaired)."""
+        self._send(room, EnvelopeKind.STATELESS, payload.encode("utf-8"))
+
     def _send(
         self,
         room: str,
@@ -191,6 +198,19 @@ class Replicator(Extension):
             self._compare_heads(room, envelope)
         elif kind is EnvelopeKind.NODE_GONE:
             self._forget_node(room, envelope.node)
+        elif kind is EnvelopeKind.STATELESS:
+            self._deliver_stateless(room, envelope.payload)
+
+    def _deliver_stateless(self, room: Room, payload: bytes) -> None:
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise codec.ProtocolError("stateless payload is not UTF-8") from None
+        for handler in self.stateless_handlers:
+            try:
+                handler(room, text)
+            except Exception:
+                log.exception("stateless handler failed", extra={"room": room.name})
 
     def _check_sequence(self, room: Room, envelope: Envelope) -> None:
         key = (room.name, envelope.node)

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from pycrdt import Doc, TransactionEvent, get_state
+from pycrdt import Doc, TransactionEvent, get_state, get_update
 
 from ysync.rooms import codec
 from ysync.rooms.awareness import AwarenessState, Owner
+from ysync.rooms.lib0 import Reader
 from ysync.rooms.protocols import Peer
 from ysync.rooms.vocabulary import CloseCode, Refusal
 
@@ -258,6 +259,28 @@ class Room:
             self._broadcast_awareness(removed, exclude=None)
             self._notify_awareness(removed, Source.SERVER)
 
+    def contains(self, update: bytes) -> bool:
+        """Whether the document already holds all `update` would bring (structs and
+        deletions): applying it would change nothing. Raises `codec.ProtocolError`
+        if it is not an update. Encodes the document's deletions when `update`
+        deletes anything (once per call: meant for handshakes, not every edit)."""
+        try:
+            # The update less what our state vector covers: structs, then deletions.
+            missing = get_update(update, self.doc.get_state())
+        except ValueError as exc:
+            raise codec.ProtocolError("update could not be decoded") from exc
+        if missing[:1] != b"\x00":
+            return False  # structs we lack
+        theirs = _delete_set(missing[1:])
+        if not theirs:
+            return True
+        ours = _delete_set(get_update(self.doc.get_update(), self.doc.get_state())[1:])
+        return all(
+            _covered(start, length, ours.get(client, ()))
+            for client, ranges in theirs.items()
+            for start, length in ranges
+        )
+
     @property
     def document_bytes(self) -> int:
         """The encoded document's size, exactly (encodes the whole document)."""
@@ -331,3 +354,28 @@ class Room:
         for peer, state in self.peers.items():
             if peer is not exclude and (state.synced or not synced_only):
                 peer.send(message)
+
+
+def _delete_set(data: bytes) -> dict[int, list[tuple[int, int]]]:
+    """A Yjs v1 delete set: {client: [(clock, length), ...]} (ranges sorted by clock)."""
+    reader = Reader(data)
+    deleted: dict[int, list[tuple[int, int]]] = {}
+    for _ in range(reader.var_uint("delete set size")):
+        client = reader.var_uint("delete set client")
+        ranges = deleted.setdefault(client, [])
+        for _ in range(reader.var_uint("delete set ranges")):
+            ranges.append((reader.var_uint("deleted clock"), reader.var_uint("deleted length")))
+        ranges.sort()
+    return deleted
+
+
+def _covered(start: int, length: int, ranges: Sequence[tuple[int, int]]) -> bool:
+    """Whether [start, start + length) lies within the union of sorted `ranges`."""
+    position, end = start, start + length
+    for clock, size in ranges:
+        if clock > position:
+            break
+        position = max(position, clock + size)
+        if position >= end:
+            return True
+    return position >= end

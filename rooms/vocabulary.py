@@ -34,6 +34,10 @@ class CloseCode(IntEnum):
     OVER_CAPACITY = 4503  # room or node full, or the store backlog full: retry with backoff
     SLOW_CONSUMER = 4508  # its send buffer filled: it may reconnect at once
     RATE_LIMITED = 4529  # too many messages, bytes or connection attempts: back off
+    # Hocuspocus dialect only (its @hocuspocus/common CloseEvents; its provider
+    # reconnects after any code, so these are what it expects, not 44xx rules):
+    RESET_CONNECTION = 4205  # past a bound of frames queued before a document's auth
+    CONNECTION_TIMEOUT = 4408  # no document authenticated in time
 
     @property
     def permanent(self) -> bool:
@@ -152,6 +156,22 @@ class MessageType(IntEnum):
     QUERY_AWARENESS = 3
 
 
+class HocuspocusType(IntEnum):
+    """The varUint after the document address in a Hocuspocus frame (its server's types.ts)."""
+
+    SYNC = 0
+    AWARENESS = 1
+    AUTH = 2
+    QUERY_AWARENESS = 3
+    SYNC_REPLY = 4  # a sync message that asks for no SyncStep1 back
+    STATELESS = 5
+    BROADCAST_STATELESS = 6  # server-internal: refused from clients
+    CLOSE = 7
+    SYNC_STATUS = 8
+    PING = 9  # one byte, no address (v4)
+    PONG = 10  # one byte, no address (v4)
+
+
 class SyncType(IntEnum):
     """The second varUint of a sync message (y-protocols/sync.js)."""
 
@@ -204,6 +224,7 @@ class EnvelopeKind(StrEnum):
     HEADS = "heads"
     NODE_GONE = "node-gone"
     EVENT = "event"  # a room's event feed (ysync.presence.events), not the document
+    STATELESS = "stateless"  # a Hocuspocus stateless message for a room's clients (best effort)
 
     @property
     def sequenced(self) -> bool:

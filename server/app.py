@@ -37,12 +37,13 @@ from ysync.rooms.registry import RoomRegistry
 from ysync.rooms.replication import Replicator
 from ysync.rooms.room import RoomConfig
 from ysync.rooms.vocabulary import CloseCode, Refusal
-from ysync.server import events_api, gc_tuning, http_api, openapi
+from ysync.server import broadcast_api, events_api, gc_tuning, http_api, openapi
 from ysync.server.audit import AuditExtension
 from ysync.server.auth import auth_extensions
 from ysync.server.comments import CommentsExtension
 from ysync.server.demo import DemoExtension
 from ysync.server.drain import RESTART, Drain
+from ysync.server.hocuspocus import HocuspocusEndpoint, HocuspocusLimits
 from ysync.server.limits import Limits, LimitsExtension
 from ysync.server.logs import configure as configure_logs
 from ysync.server.metrics import Metrics, MetricsExtension
@@ -71,6 +72,7 @@ class Node:
     events: EventHub
     draining: bool = False
     started_at: float = field(default_factory=time.time)  # Unix time
+    hocuspocus: HocuspocusEndpoint | None = None  # None: --no-hocuspocus
 
     def readiness_problems(self) -> list[str]:
         problems = []
@@ -97,10 +99,12 @@ async def _open_bus(settings: Settings) -> Bus:
 
 
 class _LateBoundEndpoint:
-    """Routes are built before the lifespan starts; this forwards to the live endpoint."""
+    """Routes are built before the lifespan starts; this forwards to the live endpoint
+    (the y-websocket one, or with `hocuspocus` the Hocuspocus one)."""
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, *, hocuspocus: bool = False) -> None:
         self.app = app
+        self.hocuspocus = hocuspocus
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         node: Node | None = self.app.state.ysync
@@ -112,7 +116,10 @@ class _LateBoundEndpoint:
                 {"type": "websocket.close", "code": int(refusal.code), "reason": refusal.reason}
             )
             return
-        await node.endpoint(scope, receive, send)
+        if self.hocuspocus and node.hocuspocus is not None:
+            await node.hocuspocus(scope, receive, send)
+        else:
+            await node.endpoint(scope, receive, send)
 
 
 def _cors(settings: Settings) -> list[Middleware]:
@@ -237,6 +244,7 @@ def create_app(
             node_extensions,
             events,
         )
+        node.hocuspocus = _hocuspocus_endpoint(settings, endpoint, replicator)
         await node_extensions.start(node)
         app.state.ysync = node
         try:
@@ -283,6 +291,7 @@ def create_app(
     routes = [
         *http_api.routes,
         *events_api.routes,
+        *broadcast_api.routes,
         *(route for ext in static for route in ext.routes()),
         http_api.room_detail_route,  # last: its {room:path} would shadow the others
         Route("/openapi.json", openapi.openapi_json),
@@ -294,5 +303,32 @@ def create_app(
         exception_handlers=exception_handlers,
     )
     app.state.ysync = None
-    app.router.routes.append(WebSocketRoute(prefix + "{room:path}", _LateBoundEndpoint(app)))
+    app.router.routes += [
+        *_hocuspocus_routes(app, settings),
+        WebSocketRoute(prefix + "{room:path}", _LateBoundEndpoint(app)),
+    ]
     return app
+
+
+def _hocuspocus_endpoint(
+    settings: Settings, endpoint: WebSocketEndpoint, replicator: Replicator
+) -> HocuspocusEndpoint | None:
+    if not settings.hocuspocus:
+        return None
+    limits = HocuspocusLimits(
+        max_documents=settings.hocuspocus_max_documents,
+        pending_bytes=settings.hocuspocus_pending_bytes,
+        pending_messages=settings.hocuspocus_pending_messages,
+    )
+    return HocuspocusEndpoint(endpoint, replicator, limits)
+
+
+def _hocuspocus_routes(app: Starlette, settings: Settings) -> list[WebSocketRoute]:
+    """Where a y-websocket room name would be empty (the provider drops a trailing
+    slash), and `--hocuspocus-path`; they go before the rooms' catch-all route."""
+    if not settings.hocuspocus:
+        return []
+    hocus = _LateBoundEndpoint(app, hocuspocus=True)
+    prefix = settings.path_prefix
+    paths = {prefix, prefix.rstrip("/"), settings.hocuspocus_path} - {""}
+    return [WebSocketRoute(path, hocus) for path in sorted(paths)]

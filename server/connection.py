@@ -23,7 +23,7 @@ from ysync.rooms.extensions import MessageGate
 from ysync.rooms.hooks import ConnectionRequest, Identity
 from ysync.rooms.room import Room
 from ysync.rooms.vocabulary import CloseCode, Refusal, peek_type
-from ysync.server.senders import DirectSender, FrameCache, Sender
+from ysync.server.senders import DirectSender, FrameCache, Sender, binary_frame
 
 if TYPE_CHECKING:
     from ysync.server.transport import WebSocketEndpoint
@@ -34,7 +34,7 @@ TEXT_FRAME = Refusal(CloseCode.MALFORMED, "text frames are not part of the y-web
 INTERNAL_ERROR = Refusal(CloseCode.INTERNAL_ERROR, "internal error")
 TOKEN_EXPIRED = Refusal(CloseCode.UNAUTHORIZED, "token expired: reconnect with a fresh token")
 # A valid no-op message: keeps an idle client's 30 s silence timer from firing.
-KEEPALIVE = codec.AwarenessUpdate(())
+KEEPALIVE_FRAME = binary_frame(codec.EMPTY_AWARENESS)
 
 
 class RoomSession:
@@ -124,19 +124,28 @@ class ClientConnection:
 
     # -- frames from the client ----------------------------------------------------------
 
-    def receive(self, frame: bytes | str) -> None:
-        """One frame from the client: through the gates, decoded, to the room."""
+    def screen(self, frame: bytes | str) -> bytes | None:
+        """The frame if it may be handled: not while closing, not text, through the
+        per-frame gates (size, rate); None when it was refused or must be ignored."""
         if self.sender.closing:
-            return  # draining until the client acknowledges our close
+            return None  # draining until the client acknowledges our close
         if isinstance(frame, str):
             self.close(TEXT_FRAME)
-            return
+            return None
         gate = self.gate
         if gate is not None:
             refusal = gate(frame)
             if refusal is not None:
                 self.close(refusal)
-                return
+                return None
+        return frame
+
+    def receive(self, frame: bytes | str) -> None:
+        """One frame from the client: through the gates, decoded, to the room."""
+        screened = self.screen(frame)
+        if screened is None:
+            return
+        frame = screened
         endpoint = self.endpoint
         stats = endpoint.stats
         kind = peek_type(frame)
@@ -200,7 +209,7 @@ class ClientConnection:
         """Called every keepalive/2 seconds for direct connections (see the endpoint)."""
         sender = self.sender
         if isinstance(sender, DirectSender):
-            sender.keep_alive(self.endpoint.broadcaster.keepalive, KEEPALIVE)
+            sender.keep_alive(KEEPALIVE_FRAME)
 
     def _schedule_expiry(self) -> None:
         """One timer per connection (no polling): close with 4401 when the token expires."""

@@ -137,7 +137,7 @@ async def room_detail(request: Request) -> Response:
     for session in node.endpoint.sessions(name):
         connection = session.connection
         frames, queued = connection.sender.queued
-        identity = connection.identity
+        identity = session.identity  # per document for Hocuspocus sockets
         state = room.peers[session]
         connections.append(
             {

@@ -104,8 +104,6 @@ class Broadcaster:
 
     def __init__(self) -> None:
         self.ywebsocket = FrameCache(codec.encode)
-        # The no-op sent to silent connections: always the same message, so always a hit.
-        self.keepalive = FrameCache(codec.encode)
         self._dirty: list[DirectSender] = []  # senders with frames gathered this turn
 
     def flush_at_end_of_turn(self, sender: DirectSender) -> None:
@@ -161,14 +159,16 @@ class DirectSender:
 
     def send(self, message: codec.Message, cache: FrameCache | None = None) -> None:
         """Send a message, framed once per broadcast by `cache` (default: the sender's).
-        Runs once per recipient of every broadcast: one Python call, the hit inline."""
-        if self.closing or self._socket.is_closing():
-            return
+        Runs once per recipient of every broadcast: the cache hit inline."""
         if cache is None:
             cache = self.cache
         frame = cache.last_frame
-        if message is not cache.last or not frame:
-            frame = cache.frame(message)
+        self.write(frame if message is cache.last and frame else cache.frame(message))
+
+    def write(self, frame: bytes) -> None:
+        """Send one whole WebSocket frame (a protocol with its own framing cache uses this)."""
+        if self.closing or self._socket.is_closing():
+            return
         buffered = self._socket.get_write_buffer_size() + self._pending_bytes
         if buffered + len(frame) > self._max_bytes:
             log.warning("slow consumer cut off")
@@ -208,11 +208,11 @@ class DirectSender:
         # not answer in time (one that stopped reading never does).
         self._socket.send_close(refusal.code, refusal.close_reason)
 
-    def keep_alive(self, cache: FrameCache, message: codec.Message) -> None:
-        """Send `message` (a no-op) if nothing was sent since the last call, and let
-        the connection ping a silent client."""
+    def keep_alive(self, frame: bytes) -> None:
+        """Send `frame` (a no-op message) if nothing was sent since the last call,
+        and let the connection ping a silent client."""
         if not self._sent_recently:
-            self.send(message, cache)
+            self.write(frame)
         self._sent_recently = False
         self._socket.heartbeat()
 
@@ -273,11 +273,14 @@ class QueuedSender:
 
     def send(self, message: codec.Message, cache: FrameCache | None = None) -> None:
         """Queue a message, encoded once per broadcast by `cache` (default: the sender's)."""
-        if self._closing is not None:
-            return
         if cache is None:
             cache = self.cache
-        payload = cache.last_payload if message is cache.last else cache.payload(message)
+        self.write(cache.last_payload if message is cache.last else cache.payload(message))
+
+    def write(self, payload: bytes) -> None:
+        """Queue one encoded message (a protocol with its own encoding cache uses this)."""
+        if self._closing is not None:
+            return
         if (
             len(self._queue) >= self._max_frames
             or self._queued_bytes + len(payload) > self._max_bytes

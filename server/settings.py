@@ -163,6 +163,31 @@ class Settings:
     max_metadata_bytes: int = _setting(
         4 * 1024, "largest thread metadata object, as JSON (413 past it: it is the app's pin data)"
     )
+    hocuspocus: bool = _setting(
+        True,
+        "also speak the Hocuspocus protocol (@hocuspocus/provider, TipTap) on the root path and "
+        "--hocuspocus-path, on the same rooms as y-websocket clients",
+    )
+    hocuspocus_path: str = _setting(
+        "/hocuspocus",
+        "a second path for Hocuspocus clients besides the root, e.g. for a proxy routing by path "
+        "(empty: the root only; a y-websocket room of this name is then out of reach)",
+    )
+    hocuspocus_max_documents: int = _setting(
+        100,
+        "documents one Hocuspocus connection may have open or awaiting auth (Hocuspocus's "
+        "maxPendingDocuments); bounds what one socket holds",
+    )
+    hocuspocus_pending_bytes: int = _setting(
+        5 * 1024 * 1024,
+        "bytes one Hocuspocus connection may send for documents whose auth is not decided yet "
+        "(4205 past it, as Hocuspocus's maxUnauthenticatedQueueSize)",
+    )
+    hocuspocus_pending_messages: int = _setting(
+        1000,
+        "messages one Hocuspocus connection may send for documents whose auth is not decided "
+        "yet (4205 past it)",
+    )
     demo: bool = _setting(
         True,
         "serve the demo at / and the inspector at /inspect (static pages; they use the same "
@@ -218,6 +243,12 @@ class Settings:
             )
         if not self.path_prefix.startswith("/") or not self.path_prefix.endswith("/"):
             raise ValueError(f"path_prefix must start and end with '/', not {self.path_prefix!r}")
+        if self.hocuspocus_path and (
+            not self.hocuspocus_path.startswith("/") or self.hocuspocus_path == "/"
+        ):
+            raise ValueError(
+                f"hocuspocus_path must start with '/' and name a path, not {self.hocuspocus_path!r}"
+            )
         if self.shutdown_timeout <= self.drain_seconds:
             raise ValueError(
                 "shutdown_timeout must be greater than drain_seconds: after the drain the "
@@ -287,6 +318,9 @@ _POSITIVE = (
     "compact_after_updates",
     "max_comment_bytes",
     "max_metadata_bytes",
+    "hocuspocus_max_documents",
+    "hocuspocus_pending_bytes",
+    "hocuspocus_pending_messages",
 )
 
 

@@ -111,7 +111,7 @@ class WebSocketEndpoint:
         if not accepted:
             await send({"type": "websocket.accept"})
         if isinstance(admitted, Refusal):
-            await self._refuse(send, request, None, admitted)
+            await self.refuse(send, request, None, admitted)
             return
         await self._serve(scope, receive, send, request, admitted)
 
@@ -127,12 +127,12 @@ class WebSocketEndpoint:
             room = await self.registry.acquire(request.room)
         except StoreError as exc:
             log.error("room could not be loaded: %s", exc, extra={"room": request.room})
-            await self._refuse(send, request, identity, STORE_UNAVAILABLE)
+            await self.refuse(send, request, identity, STORE_UNAVAILABLE)
             return
         refusal = self.admission.room_full(room)
         if refusal is not None:
             self.registry.release(room.name)
-            await self._refuse(send, request, identity, refusal)
+            await self.refuse(send, request, identity, refusal)
             return
         connection = self._connection(scope, send, request, identity)
         self.connections += 1
@@ -140,39 +140,53 @@ class WebSocketEndpoint:
         self.extensions.joined(room, session, request)
         if self.closing_all is not None:
             connection.close(self.closing_all)  # admitted while `close_all` ran
-        socket = direct_socket(scope)
-        if socket is not None:
-            # ysync's own protocol hands each frame over as it arrives: no task,
-            # queue or coroutine stays behind for the connection's life.
-            self.direct_connections.add(connection)
-            socket.attach(connection.receive, connection.closed)
-            return
-        await self._run_queued(receive, connection)
+        if not self.attach(scope, connection):
+            await self.run_queued(receive, connection)
 
     def _connection(
         self, scope: Scope, send: Send, request: ConnectionRequest, identity: Identity
     ) -> ClientConnection:
+        sender = self.sender(scope, send, codec.EMPTY_AWARENESS)
+        gate = self.extensions.message_gate(request, identity)
+        return ClientConnection(self, self.next_id(), request, identity, sender, gate)
+
+    def sender(self, scope: Scope, send: Send, keepalive_frame: bytes) -> Sender:
+        """How frames reach this client: straight to the socket under ysync's own
+        protocol, else through a bounded queue (which sends `keepalive_frame` when idle)."""
         socket = direct_socket(scope)
-        sender: Sender
         if socket is not None:
-            sender = DirectSender(
+            return DirectSender(
                 socket, self.broadcaster, max_bytes=self.send_queue_bytes, stats=self.stats
             )
-        else:
-            sender = QueuedSender(
-                send,
-                max_frames=self.send_queue_frames,
-                max_bytes=self.send_queue_bytes,
-                keepalive=self.keepalive,
-                keepalive_frame=codec.EMPTY_AWARENESS,
-                stats=self.stats,
-                cache=self.broadcaster.ywebsocket,
-            )
-        self._next_id += 1
-        gate = self.extensions.message_gate(request, identity)
-        return ClientConnection(self, self._next_id, request, identity, sender, gate)
+        return QueuedSender(
+            send,
+            max_frames=self.send_queue_frames,
+            max_bytes=self.send_queue_bytes,
+            keepalive=self.keepalive,
+            keepalive_frame=keepalive_frame,
+            stats=self.stats,
+            cache=self.broadcaster.ywebsocket,
+        )
 
-    async def _run_queued(self, receive: Receive, connection: ClientConnection) -> None:
+    def next_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def attach(self, scope: Scope, connection: ClientConnection) -> bool:
+        """Hand a direct connection's frames to it from now on; False: not direct
+        (the caller runs `run_queued` instead)."""
+        socket = direct_socket(scope)
+        if socket is None:
+            return False
+        # ysync's own protocol hands each frame over as it arrives: no task,
+        # queue or coroutine stays behind for the connection's life.
+        self.direct_connections.add(connection)
+        socket.attach(connection.receive, connection.closed)
+        return True
+
+    async def run_queued(self, receive: Receive, connection: ClientConnection) -> None:
+        """Under another ASGI server: read the connection's frames until it ends,
+        while a task drains its send queue."""
         sender = connection.sender
         assert isinstance(sender, QueuedSender)
         sender.on_abort = connection.abort
@@ -208,14 +222,22 @@ class WebSocketEndpoint:
 
     def leave(self, connection: ClientConnection, session: RoomSession) -> None:
         """A connection's socket is gone (called once, by the connection)."""
-        room = session.room
+        self.disconnected(connection)
+        self.leave_room(session)
+
+    def disconnected(self, connection: ClientConnection) -> None:
+        """A connection's socket is gone: it no longer counts."""
         self.connections -= 1
         self.direct_connections.discard(connection)
+
+    def leave_room(self, session: RoomSession) -> None:
+        """A session ends: out of its room (its awareness states removed), room released."""
+        room = session.room
         room.leave(session)
         self.extensions.left(room, session)
         self.registry.release(room.name)
 
-    async def _refuse(
+    async def refuse(
         self, send: Send, request: ConnectionRequest, identity: Identity | None, refusal: Refusal
     ) -> None:
         if refusal.audit_action is None:

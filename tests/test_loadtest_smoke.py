@@ -22,11 +22,15 @@ ROOT = Path(__file__).parent.parent
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    return quick_bench(tmp_path_factory.mktemp("bench"))
+
+
+def quick_bench(out: Path, *args: str) -> tuple[str, dict[str, Any]]:
+    """`bench --quick ARGS`: its output and its JSON report."""
     ensure_node_modules(JS_DIR)
-    out = tmp_path_factory.mktemp("bench")
     proc = subprocess.run(
         [
-            *(sys.executable, "-m", "ysync.loadtest.bench", "--quick"),
+            *(sys.executable, "-m", "ysync.loadtest.bench", "--quick", *args),
             *("--json", str(out / "bench.json"), "--log-dir", str(out / "logs")),
         ],
         cwd=ROOT,
@@ -94,4 +98,14 @@ def test_saturate_steps_deliver_everything(quick_run: tuple[str, dict[str, Any]]
     rates = [r["load"]["rate"] for r in runs]
     assert rates == sorted(rates)
     for run in runs:
+        _check_full_delivery(run)
+
+
+def test_the_hocuspocus_dialect_delivers_every_edit(tmp_path: Path) -> None:
+    # The load generator speaks Hocuspocus to ysync (the root path): a document per room,
+    # Auth first, SyncStatus acks on the way back.
+    args = ("--dialect", "hocuspocus", "--scenario", "many-rooms", "--scenario", "hot-room")
+    _, report = quick_bench(tmp_path, *args)
+    for scenario in ("many-rooms", "hot-room"):
+        [run] = _runs(report, scenario)
         _check_full_delivery(run)

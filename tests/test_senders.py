@@ -87,13 +87,13 @@ def test_keep_alive_sends_a_no_op_only_after_silence() -> None:
     async def scenario() -> None:
         transport = RecordingTransport()
         peer = direct_peer(transport)
-        noop = codec.AwarenessUpdate(())
+        noop = binary_frame(codec.EMPTY_AWARENESS)
         send(peer, b"")
         await asyncio.sleep(0)  # frames are written at the end of the loop turn
-        peer.keep_alive(CACHE, noop)  # something was sent since the last check: nothing to add
+        peer.keep_alive(noop)  # something was sent since the last check: nothing to add
         await asyncio.sleep(0)
         assert transport.written == [frame(b"")]
-        peer.keep_alive(CACHE, noop)  # silent since: a no-op the JS provider counts as a message
+        peer.keep_alive(noop)  # silent since: a no-op the JS provider counts as a message
         await asyncio.sleep(0)
         assert transport.written[-1] == binary_frame(codec.EMPTY_AWARENESS)
         assert transport.pings == 2  # and the connection pings on every check

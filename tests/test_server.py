@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from ysync.clients import connect, room_url
-from ysync.rooms import codec
+from ysync.rooms import codec, hocuspocus
 
 from support.aio import run, wait_until
 from support.servers import YsyncProcess
@@ -239,15 +239,20 @@ def test_bad_input_closes_only_that_connection(server: YsyncProcess, name: str) 
     run(scenario())
 
 
-def test_text_frames_and_missing_room_are_refused(server: YsyncProcess) -> None:
+def test_text_frames_and_nameless_documents_are_refused(server: YsyncProcess) -> None:
     async def scenario() -> None:
         ws = await raw(server, "text-frames")
         await ws.send("hello")
         code, reason = await close_code(ws)
         assert code == 4400 and reason and "text frames" in reason
+        # The root path, where the room name would be empty, speaks Hocuspocus: a
+        # document without a name is refused there, and the socket stays.
         ws = await ws_connect(server.ws_url + "/", proxy=None)
-        code, reason = await close_code(ws)
-        assert code == 4400 and reason and "room name missing" in reason
+        await ws.send(hocuspocus.encode("", hocuspocus.AuthToken("")))
+        address, denied = hocuspocus.decode(await ws.recv())
+        assert address == "" and isinstance(denied, hocuspocus.PermissionDenied)
+        assert "room name missing" in denied.reason
+        await ws.close()
 
     run(scenario())
 

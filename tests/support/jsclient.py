@@ -66,14 +66,17 @@ class JSClient:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def start(cls, js_dir: Path = JS_DIR) -> AsyncIterator[JSClient]:
-        """Spawn the client; on exit kill it (tests call ``disconnect`` for a clean close)."""
+    async def start(
+        cls, js_dir: Path = JS_DIR, script: str = "yclient.mjs"
+    ) -> AsyncIterator[JSClient]:
+        """Spawn the client (``hpclient.mjs``: Hocuspocus providers instead); on exit
+        kill it (tests call ``disconnect`` for a clean close)."""
         node = shutil.which("node")
         if node is None:
             raise JSClientError("`node` is not on PATH")
         proc = await asyncio.create_subprocess_exec(
             node,
-            str(js_dir / "yclient.mjs"),
+            str(js_dir / script),
             cwd=js_dir,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
