@@ -271,6 +271,15 @@ def test_slow_consumer_is_cut_off_without_harming_the_room(tmp_path: Any) -> Non
             ):
                 await writer.synced()
                 await fine.synced()
+
+                async def once_cut_off() -> tuple[int | None, str | None]:
+                    # The slow client reads again only once the server gave up on it:
+                    # its close frame waits behind what was buffered, and the server
+                    # drops a client that does not answer a close within 15 s.
+                    await wait_until(lambda: "slow consumer cut off" in server.log(), 60)
+                    return await close_code(slow, timeout=30)
+
+                slow_closed = asyncio.create_task(once_cut_off())
                 text = writer.doc.get("t", type=Text)
                 for _ in range(300):  # 15 MB: more than loopback buffers plus the queue
                     text += "x" * 50_000
@@ -278,7 +287,7 @@ def test_slow_consumer_is_cut_off_without_harming_the_room(tmp_path: Any) -> Non
                 expected = len(text)
                 await wait_until(lambda: len(fine.doc.get("t", type=Text)) == expected, 30)
                 assert fine.close_code is None  # the reading client was not cut off
-                code, reason = await close_code(slow)
+                code, reason = await slow_closed
                 assert code == 4508, (code, reason, server.log())
                 assert reason and "slow consumer" in reason
 
