@@ -108,6 +108,7 @@ class RedisBus:
         self._handlers: dict[str, EnvelopeHandler] = {}  # channel -> handler
         self._queue: deque[tuple[str, bytes]] = deque()
         self._wakeup = asyncio.Event()
+        self._flushing = asyncio.Lock()
         self._client: redis.Redis | None = None
         self._pubsub: Any = None
 
@@ -259,14 +260,18 @@ class RedisBus:
             await self._flush_queue()
 
     async def _flush_queue(self) -> None:
-        while self._queue and self._client is not None:
-            batch = [self._queue[i] for i in range(min(_BATCH, len(self._queue)))]
-            pipe = self._client.pipeline(transaction=False)
-            for name, data in batch:
-                pipe.publish(name, data)
-            await pipe.execute()
-            for _ in batch:  # only once sent: a failed batch is retried after reconnect
-                self._queue.popleft()
+        # One flusher at a time: close() and the publish loop may both flush.
+        async with self._flushing:
+            while self._queue and self._client is not None:
+                batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
+                try:
+                    pipe = self._client.pipeline(transaction=False)
+                    for name, data in batch:
+                        pipe.publish(name, data)
+                    await pipe.execute()
+                except BaseException:
+                    self._queue.extendleft(reversed(batch))  # retried after reconnect
+                    raise
 
     async def _heartbeat_loop(self) -> None:
         while True:
