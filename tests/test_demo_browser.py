@@ -354,3 +354,68 @@ def test_with_auth_and_no_dev_tokens_the_demo_asks_for_a_token(
         page.wait_for_selector('#status[data-state="synced"]')
         page.click('[data-add="rect"]')
         page.locator("#layer-elements .el").wait_for()
+
+
+def pin_transform(page: Page) -> str | None:
+    return page.locator("#layer-pins .pin").first.get_attribute("transform")
+
+
+def test_comment_pins_threads_replies_reactions_and_resolve_go_live_to_the_other_page(
+    server: YsyncProcess, pages: Pages
+) -> None:
+    room = "browser-comments"
+    ada = pages.open(demo_url(server, room), name="Ada")
+    grace = pages.open(demo_url(server, room), name="Grace")
+    ada.click('[data-add="rect"]')
+    grace.locator("#layer-elements .el").wait_for()
+    # Ada pins a comment on a point of the shape: Comment, then a click on the shape.
+    ada.click("#canvas")  # nothing selected: the next click places the pin
+    ada.click("#comment-tool")
+    box = element_box(ada)
+    ada.mouse.click(box["x"] + 30, box["y"] + 20)
+    ada.locator("#thread-popover textarea").fill("Is this the right size? @grace")
+    ada.click("#thread-popover button[type=submit]")
+    ada.locator("#thread-popover .comment").wait_for()
+    expect(ada.locator('#thread-popover textarea[aria-label="Reply"]')).to_have_value("")
+    screenshot(ada, "comments-1-ada-pins-a-comment")
+
+    # Grace sees the pin, on the shape, and opens the thread.
+    pin = grace.locator("#layer-pins .pin")
+    pin.wait_for()
+    assert pin.get_attribute("aria-label") == "Comment by anonymous: Is this the right size? @grace"
+    before = pin_transform(grace)
+    pin.click()
+    thread = grace.locator("#thread-popover")
+    thread.get_by_text("Is this the right size?").wait_for()
+    assert thread.locator(".mention").inner_text() == "@grace"
+    # She replies and reacts; Ada's open thread shows both, from the event feed.
+    thread.locator("textarea").fill("Make it wider")
+    thread.locator("button[type=submit]").click()
+    thread.locator(".comment").nth(1).wait_for()
+    thread.locator(".comment").first.locator('.reaction[data-emoji="👍"]').click()
+    ada_thread = ada.locator("#thread-popover")
+    ada_thread.locator(".comment").nth(1).get_by_text("Make it wider").wait_for()
+    expect(ada_thread.locator(".comment").first.locator('.reaction[data-emoji="👍"]')).to_have_text(
+        "👍 1"
+    )
+    expect(ada.locator("#layer-pins .pin .pin-count")).to_have_text("2")
+    screenshot(grace, "comments-2-grace-replies-and-reacts")
+    screenshot(ada, "comments-3-ada-sees-the-reply")
+
+    # The pin moves with its shape.
+    ada.locator("#layer-elements .el").first.focus()
+    ada.keyboard.press("ArrowRight")
+    grace.wait_for_function(
+        "(before) => document.querySelector('#layer-pins .pin').getAttribute('transform') !== before",
+        arg=before,
+    )
+    x, y = before.removeprefix("translate(").removesuffix(")").split()
+    assert pin_transform(grace) == f"translate({float(x) + 10:g} {y})"
+
+    # Ada resolves it: the pin goes away on both pages; the list keeps it, resolved.
+    ada_thread.locator(".resolve").click()
+    grace.locator("#layer-pins .pin").wait_for(state="detached")
+    expect(grace.locator("#comments-list summary")).to_have_text("Comments (0 open)")
+    grace.click("#comments-list summary")
+    expect(grace.locator("#comments-list-items button.resolved")).to_have_count(1)
+    screenshot(grace, "comments-4-resolved")

@@ -27,7 +27,7 @@ const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi)
 const num = (v, fallback) => (Number.isFinite(v) ? v : fallback)
 
 /** One element's fields, checked: any client may write anything into the document. */
-const readElement = (map) => {
+export const readElement = (map) => {
   const type = TYPES[map.get('type')] ? map.get('type') : 'rect'
   const color = map.get('color')
   return {
