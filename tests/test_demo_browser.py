@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from support.authtokens import SECRET, hs256
 from support.browser import ARTIFACTS, NARROW, WIDE, Pages, doc_json, launch, screenshot
@@ -202,10 +202,15 @@ def test_inspector_shows_the_room_its_clients_and_the_document(
 
     inspector = pages.open(f"{server.http_url}/inspect?room={room}", wait_synced=False)
     api_calls: list[float] = []
-    inspector.on(
-        "request",
-        lambda r: api_calls.append(time.monotonic()) if r.url.endswith("/api/rooms") else None,
-    )
+    thread_calls: list[float] = []
+
+    def on_request(request: Request) -> None:
+        if request.url.endswith("/api/rooms"):
+            api_calls.append(time.monotonic())
+        elif "/threads?" in request.url:
+            thread_calls.append(time.monotonic())
+
+    inspector.on("request", on_request)
     row = inspector.locator(f'#rooms tr[data-room="{room}"]')
     # Ada, Grace and the inspector itself are connected ...
     row.locator("td").nth(1).filter(has_text="3").wait_for()
@@ -225,6 +230,22 @@ def test_inspector_shows_the_room_its_clients_and_the_document(
     assert inspector.locator("#node dd").nth(3).inner_text() == "yes"  # ready
     assert inspector.locator("#node dd").nth(4).inner_text() == "healthy"  # store
     screenshot(inspector, "inspect-1-room-clients-document")
+    # Comment counts, kept up to date from the room's event feed, which it lists.
+    comments = inspector.locator("#comment-facts dd")
+    expect(comments).to_have_text(["0", "0", "0"])
+    threads = f"{server.http_url}/api/rooms/{room}/threads"
+    status, thread = post_json(threads, {"body": body("First")})
+    assert status == 201, thread
+    status, _ = post_json(f"{threads}/{thread['id']}/comments", {"body": body("Second")})
+    assert status == 201
+    expect(comments).to_have_text(["1", "0", "2"])
+    events = inspector.locator("#events li")
+    expect(events.first).to_have_attribute("data-type", "comment.created")
+    expect(events.nth(1)).to_have_attribute("data-type", "thread.created")
+    screenshot(inspector, "inspect-2-comment-counts-and-events")
+    # The counts too: however many events came, at most one count a second.
+    gaps = [b - a for a, b in itertools.pairwise(thread_calls)]
+    assert thread_calls and all(gap > 0.9 for gap in gaps), gaps
     # Never more than once a second.
     gaps = [b - a for a, b in itertools.pairwise(api_calls)]
     assert all(gap > 0.9 for gap in gaps), gaps
@@ -304,6 +325,11 @@ def test_canvas_tools_work_from_the_keyboard(
         assert page.locator("#canvas-panel").is_hidden()
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
         screenshot(page, "keyboard-2-narrow-text")
+
+
+def body(text: str) -> dict[str, object]:
+    """A one-paragraph comment body."""
+    return {"version": 1, "content": [{"type": "paragraph", "children": [{"text": text}]}]}
 
 
 def post_json(url: str, body: object) -> tuple[int, dict[str, object]]:
