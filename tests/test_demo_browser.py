@@ -445,3 +445,32 @@ def test_comment_pins_threads_replies_reactions_and_resolve_go_live_to_the_other
     grace.click("#comments-list summary")
     expect(grace.locator("#comments-list-items button.resolved")).to_have_count(1)
     screenshot(grace, "comments-4-resolved")
+
+
+def test_comments_work_from_the_keyboard_in_a_narrow_window(
+    server: YsyncProcess, pages: Pages
+) -> None:
+    room = "browser-comment-keys"
+    page = pages.open(demo_url(server, room), name="Kim", viewport=NARROW)
+    page.click('[data-add="sticky"]')
+    assert focused(page) == "element"
+    page.keyboard.press("c")  # a thread on the focused element
+    assert focused(page) == "TEXTAREA"
+    page.keyboard.type("Typed, not clicked")
+    page.keyboard.press("Control+Enter")
+    popover = page.locator("#thread-popover")
+    popover.locator(".comment").get_by_text("Typed, not clicked").wait_for()
+    box = popover.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= NARROW["width"]
+    screenshot(page, "comments-5-keyboard-narrow")
+    page.keyboard.press("Escape")  # closes it; the focus goes to its pin
+    expect(popover).to_be_hidden()
+    assert page.evaluate("document.activeElement.dataset.thread") is not None
+    page.keyboard.press("Enter")
+    expect(popover).to_be_visible()
+    assert focused(page) == "TEXTAREA"
+    page.keyboard.type("A reply")
+    page.keyboard.press("Control+Enter")
+    expect(popover.locator(".comment")).to_have_count(2)
+    expect(page.locator("#layer-pins .pin .pin-count")).to_have_text("2")
+    assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]

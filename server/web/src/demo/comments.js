@@ -291,8 +291,14 @@ export const mountComments = ({ doc, awareness, room, token, me }) => {
       })
     popover.replaceChildren(header, items, compose, error)
     popover.dataset.form = form
-    Object.assign(popover.style, { left: `${Math.min(at.x + 18, WORLD.w - 320)}px`, top: `${Math.max(at.y - 10, 0)}px` })
     popover.hidden = false
+    // Beside the pin, but inside the visible part of the canvas (a narrow window
+    // shows only a slice of it).
+    const view = popover.parentElement
+    const right = Math.min(WORLD.w, view.scrollLeft + view.clientWidth) - popover.offsetWidth - 8
+    const left = Math.max(Math.min(at.x + 18, right), view.scrollLeft + 8)
+    Object.assign(popover.style, { left: `${left}px`, top: `${Math.max(at.y - 10, 0)}px` })
+    if (open.justOpened) popover.scrollIntoView({ block: 'nearest', inline: 'nearest' })
     const input = popover.querySelector('textarea')
     if (draft && draft.value && !open.justOpened) {
       input.value = draft.value
@@ -322,7 +328,10 @@ export const mountComments = ({ doc, awareness, room, token, me }) => {
     const was = open?.threadId
     open = null
     render()
-    if (refocus) (was && layer.querySelector(`[data-thread="${was}"]`))?.focus() ?? svg.focus()
+    if (!refocus) return
+    const pin = was && layer.querySelector(`[data-thread="${was}"]`)
+    if (pin) pin.focus()
+    else svg.focus()
   }
   popover.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') {
@@ -363,6 +372,15 @@ export const mountComments = ({ doc, awareness, room, token, me }) => {
   svg.addEventListener('keydown', (e) => {
     if (placing && e.key === 'Escape') setPlacing(false)
   }, true)
+  // C on a focused element starts a thread on it; Tab reaches the pins after the elements.
+  svg.setAttribute('aria-label', `${svg.getAttribute('aria-label')} C comments on it; Tab on to the comment pins, Enter opens one.`)
+  svg.addEventListener('keydown', (e) => {
+    const g = e.target.closest?.('.el')
+    if (g && e.key.toLowerCase() === 'c' && !e.ctrlKey && !e.metaKey && !e.altKey) {
+      e.preventDefault()
+      startThread({ kind: 'element', type: 'elements', key: g.dataset.id })
+    }
+  })
   layer.addEventListener('pointerdown', (e) => {
     const pin = e.target.closest('.pin')
     if (!pin || placing) return
