@@ -385,6 +385,7 @@ export const mountComments = ({ doc, awareness, room, token, me }) => {
     const pin = e.target.closest('.pin')
     if (!pin || placing) return
     e.stopPropagation() // not a click on the canvas below
+    e.preventDefault() // the focus goes to the thread's reply box, not the pin
     openThread(pin.dataset.thread)
   })
   layer.addEventListener('keydown', (e) => {
