@@ -265,8 +265,16 @@ def test_edits_made_offline_merge_on_reconnect(server: YsyncProcess, pages: Page
     grace.click('[data-add="sticky"]')
     grace.click("#editor .ProseMirror")
     grace.keyboard.type("Written online.")
+    # A comment pinned meanwhile reaches Ada once she is back online.
+    anchor = {"kind": "point", "x": 500, "y": 300}
+    status, _ = post_json(
+        f"{server.http_url}/api/rooms/{room}/threads", {"body": body("Meanwhile"), "anchor": anchor}
+    )
+    assert status == 201
+    grace.locator("#layer-pins .pin").wait_for()
     screenshot(ada, "offline-1-ada-offline")
     assert len(doc_json(grace)["elements"]) == 1  # Ada's shape has not reached Grace
+    assert ada.locator("#layer-pins .pin").count() == 0
 
     ada.context.set_offline(False)
     ada.wait_for_selector('#status[data-state="synced"]')
@@ -275,6 +283,7 @@ def test_edits_made_offline_merge_on_reconnect(server: YsyncProcess, pages: Page
         page.locator("#editor .ProseMirror").get_by_text("Written offline.").wait_for()
         page.locator("#editor .ProseMirror").get_by_text("Written online.").wait_for()
     assert json.dumps(doc_json(ada), sort_keys=True) == json.dumps(doc_json(grace), sort_keys=True)
+    expect(ada.locator("#layer-pins .pin")).to_have_attribute("transform", "translate(500 300)")
     assert editor_text(ada) == editor_text(grace)
     screenshot(ada, "offline-2-ada-converged")
     screenshot(grace, "offline-3-grace-converged")
@@ -356,6 +365,14 @@ def test_with_auth_the_demo_uses_dev_tokens(browser: Browser, tmp_path_factory) 
         users = inspector.locator("#connections tbody tr td:nth-child(2)").all_inner_texts()
         assert any(user.startswith("Ada (demo-") for user in users), users
         inspector.locator("#document").get_by_text('"ellipse"').wait_for()
+        # Comments with the token: the author is its subject; the inspector counts them.
+        page.keyboard.press("c")
+        page.keyboard.type("With a token")
+        page.keyboard.press("Control+Enter")
+        author = page.locator("#thread-popover .comment .author")
+        author.wait_for()
+        assert author.inner_text().startswith("demo-")
+        expect(inspector.locator("#comment-facts dd")).to_have_text(["1", "0", "1"])
         screenshot(inspector, "auth-1-inspector-with-dev-token")
 
 

@@ -83,6 +83,7 @@ export const mountComments = ({ doc, awareness, room, token, me }) => {
   let loading = null
   let again = false
   const refresh = async () => {
+    if (!navigator.onLine) return // once back online (the listener below)
     if (loading) {
       again = true // one more once this one is in
       return loading

@@ -1,7 +1,8 @@
 // A room's event feed (GET /api/rooms/{room}/events, Server-Sent Events) read with
 // fetch(), not EventSource: EventSource cannot send the Authorization header that
 // --auth jwt needs. Reconnects with Last-Event-ID after a pause that grows from 1 s
-// to 10 s; the server answers a gap it cannot replay with a `reset` event.
+// to 10 s (offline: once back online); the server answers a gap it cannot replay
+// with a `reset` event.
 
 import { httpUrl } from './config.js'
 import { bearer } from './tokens.js'
@@ -76,6 +77,8 @@ export const followRoom = (room, { token, onEvent, onOpen = () => {}, onError = 
       if (closed) return
       await new Promise((resolve) => setTimeout(resolve, pause))
       pause = Math.min(pause * 2, MAX_PAUSE)
+      // Offline, wait to be back rather than fail again and again.
+      if (!navigator.onLine) await new Promise((resolve) => window.addEventListener('online', resolve, { once: true }))
     }
   }
   run()
