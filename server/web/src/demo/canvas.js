@@ -156,6 +156,7 @@ export const mountCanvas = ({ doc, awareness, me = () => null }) => {
     if (kept.length !== selection.length) select(kept)
     document.getElementById('canvas-hint').hidden = ids.length > 0
     renderSelections()
+    renderLockBadges()
     if (editing && !elements.has(editing)) stopEditing()
   }
 
@@ -210,11 +211,8 @@ export const mountCanvas = ({ doc, awareness, me = () => null }) => {
       })
     }))
   }
-  const renderLocks = () => {
-    const next = locksOf(awareness.getStates().values(), { myUserId: me(), dragging: drag?.id })
-    const changed = next.size !== locks.size || [...next].some(([id, l]) => locks.get(id)?.userId !== l.userId)
-    locks = next
-    if (changed) render()
+  // Badges over locked elements; redrawn with the elements too (a held element moves).
+  const renderLockBadges = () => {
     layers.locks.replaceChildren(...[...locks].flatMap(([id, lock]) => {
       const map = elements.get(id)
       if (!(map instanceof Y.Map)) return []
@@ -228,6 +226,13 @@ export const mountCanvas = ({ doc, awareness, me = () => null }) => {
       badge.append(text)
       return [badge]
     }))
+  }
+  const renderLocks = () => {
+    const next = locksOf(awareness.getStates().values(), { myUserId: me(), dragging: drag?.id })
+    const changed = next.size !== locks.size || [...next].some(([id, l]) => locks.get(id)?.userId !== l.userId)
+    locks = next
+    if (changed) render()
+    else renderLockBadges()
   }
   awareness.on('change', () => { renderCursors(); renderSelections(); renderLocks() })
 

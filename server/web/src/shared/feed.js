@@ -10,7 +10,7 @@ import { bearer } from './tokens.js'
 const MIN_PAUSE = 1000
 const MAX_PAUSE = 10000
 
-/** The /api path of a room: each part of a name holding `/` is encoded on its own. */
+/** The /api path of a room (a `/` in its name is written %2F, as the API wants). */
 export const roomPath = (room) => `api/rooms/${encodeURIComponent(room)}`
 
 /**
