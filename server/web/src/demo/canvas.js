@@ -269,8 +269,8 @@ export const mountCanvas = ({ doc, awareness, me = () => null }) => {
   }
 
   const removeSelected = () => {
-    if (!selection.length) return
-    const gone = selection
+    const gone = selection.filter((id) => !locks.has(id)) // not what someone else holds
+    if (!gone.length) return
     doc.transact(() => gone.forEach((id) => elements.delete(id)))
     select([])
     render()
