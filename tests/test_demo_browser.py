@@ -455,6 +455,12 @@ def test_comment_pins_threads_replies_reactions_and_resolve_go_live_to_the_other
     x, y = before.removeprefix("translate(").removesuffix(")").split()
     assert pin_transform(grace) == f"translate({float(x) + 10:g} {y})"
 
+    # A click on the empty canvas closes Grace's thread.
+    canvas = grace.locator("#canvas").bounding_box()
+    assert canvas is not None
+    grace.mouse.click(canvas["x"] + 700, canvas["y"] + 600)
+    expect(thread).to_be_hidden()
+
     # Ada resolves it: the pin goes away on both pages; the list keeps it, resolved.
     ada_thread.locator(".resolve").click()
     grace.locator("#layer-pins .pin").wait_for(state="detached")

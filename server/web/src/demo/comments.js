@@ -382,6 +382,10 @@ export const mountComments = ({ doc, awareness, room, token, me }) => {
       startThread({ kind: 'element', type: 'elements', key: g.dataset.id })
     }
   })
+  // A click on the empty canvas closes the thread (pins stop their own clicks).
+  svg.addEventListener('pointerdown', (e) => {
+    if (open && !e.target.closest('.el')) closePopover(false)
+  })
   layer.addEventListener('pointerdown', (e) => {
     const pin = e.target.closest('.pin')
     if (!pin || placing) return
