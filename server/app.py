@@ -174,7 +174,8 @@ def create_app(
         static.append(from_hooks(hooks))
     static += [
         *extensions,
-        *([DemoExtension(settings)] if settings.demo else []),
+        # The comment pins need the comments API, which CommentsExtension serves.
+        *([DemoExtension(settings, features=("comments",))] if settings.demo else []),
         CommentsExtension(
             max_comment_bytes=settings.max_comment_bytes,
             max_metadata_bytes=settings.max_metadata_bytes,

@@ -75,17 +75,19 @@ def _load(name: str, media_type: str) -> _Asset:
     return _Asset(body, media_type, '"' + hashlib.sha256(body).hexdigest()[:16] + '"')
 
 
-def routes(settings: Settings) -> list[Route]:
-    """The demo's routes; reads the bundle now, so a missing one fails at start-up."""
+def routes(settings: Settings, features: Sequence[str] = ()) -> list[Route]:
+    """The demo's routes; reads the bundle now, so a missing one fails at start-up.
+
+    `features` are the server parts the optional bits of the pages need (`comments`);
+    a part whose feature is not listed stays hidden.
+    """
     assets = {name: _load(name, kind) for name, kind in ASSETS.items()}
     config = json.dumps(
         {
             "auth": settings.auth,
             "devTokens": settings.demo_dev_tokens,
             "pathPrefix": settings.path_prefix,
-            # Server features that optional parts of the demo need (locks, comments,
-            # versions): none exists yet, and the page shows a part only when listed.
-            "features": [],
+            "features": list(features),
         }
     ).replace("<", "\\u003c")  # never ends the <script> it sits in
 
@@ -168,8 +170,9 @@ def dev_token(settings: Settings, role: str, name: str | None = None) -> dict[st
 class DemoExtension(Extension):
     """The demo and the inspector, as an extension serving HTTP routes only."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._routes = routes(settings)  # reads the bundle now: a missing one fails here
+    def __init__(self, settings: Settings, features: Sequence[str] = ()) -> None:
+        # Reads the bundle now: a missing one fails here.
+        self._routes = routes(settings, features)
 
     def routes(self) -> Sequence[Any]:
         return self._routes

@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from support.authtokens import SECRET, hs256
 from support.browser import ARTIFACTS, NARROW, WIDE, Pages, doc_json, launch, screenshot
@@ -202,10 +202,15 @@ def test_inspector_shows_the_room_its_clients_and_the_document(
 
     inspector = pages.open(f"{server.http_url}/inspect?room={room}", wait_synced=False)
     api_calls: list[float] = []
-    inspector.on(
-        "request",
-        lambda r: api_calls.append(time.monotonic()) if r.url.endswith("/api/rooms") else None,
-    )
+    thread_calls: list[float] = []
+
+    def on_request(request: Request) -> None:
+        if request.url.endswith("/api/rooms"):
+            api_calls.append(time.monotonic())
+        elif "/threads?" in request.url:
+            thread_calls.append(time.monotonic())
+
+    inspector.on("request", on_request)
     row = inspector.locator(f'#rooms tr[data-room="{room}"]')
     # Ada, Grace and the inspector itself are connected ...
     row.locator("td").nth(1).filter(has_text="3").wait_for()
@@ -225,6 +230,22 @@ def test_inspector_shows_the_room_its_clients_and_the_document(
     assert inspector.locator("#node dd").nth(3).inner_text() == "yes"  # ready
     assert inspector.locator("#node dd").nth(4).inner_text() == "healthy"  # store
     screenshot(inspector, "inspect-1-room-clients-document")
+    # Comment counts, kept up to date from the room's event feed, which it lists.
+    comments = inspector.locator("#comment-facts dd")
+    expect(comments).to_have_text(["0", "0", "0"])
+    threads = f"{server.http_url}/api/rooms/{room}/threads"
+    status, thread = post_json(threads, {"body": body("First")})
+    assert status == 201, thread
+    status, _ = post_json(f"{threads}/{thread['id']}/comments", {"body": body("Second")})
+    assert status == 201
+    expect(comments).to_have_text(["1", "0", "2"])
+    events = inspector.locator("#events li")
+    expect(events.first).to_have_attribute("data-type", "comment.created")
+    expect(events.nth(1)).to_have_attribute("data-type", "thread.created")
+    screenshot(inspector, "inspect-2-comment-counts-and-events")
+    # The counts too: however many events came, at most one count a second.
+    gaps = [b - a for a, b in itertools.pairwise(thread_calls)]
+    assert thread_calls and all(gap > 0.9 for gap in gaps), gaps
     # Never more than once a second.
     gaps = [b - a for a, b in itertools.pairwise(api_calls)]
     assert all(gap > 0.9 for gap in gaps), gaps
@@ -244,8 +265,16 @@ def test_edits_made_offline_merge_on_reconnect(server: YsyncProcess, pages: Page
     grace.click('[data-add="sticky"]')
     grace.click("#editor .ProseMirror")
     grace.keyboard.type("Written online.")
+    # A comment pinned meanwhile reaches Ada once she is back online.
+    anchor = {"kind": "point", "x": 500, "y": 300}
+    status, _ = post_json(
+        f"{server.http_url}/api/rooms/{room}/threads", {"body": body("Meanwhile"), "anchor": anchor}
+    )
+    assert status == 201
+    grace.locator("#layer-pins .pin").wait_for()
     screenshot(ada, "offline-1-ada-offline")
     assert len(doc_json(grace)["elements"]) == 1  # Ada's shape has not reached Grace
+    assert ada.locator("#layer-pins .pin").count() == 0
 
     ada.context.set_offline(False)
     ada.wait_for_selector('#status[data-state="synced"]')
@@ -254,6 +283,7 @@ def test_edits_made_offline_merge_on_reconnect(server: YsyncProcess, pages: Page
         page.locator("#editor .ProseMirror").get_by_text("Written offline.").wait_for()
         page.locator("#editor .ProseMirror").get_by_text("Written online.").wait_for()
     assert json.dumps(doc_json(ada), sort_keys=True) == json.dumps(doc_json(grace), sort_keys=True)
+    expect(ada.locator("#layer-pins .pin")).to_have_attribute("transform", "translate(500 300)")
     assert editor_text(ada) == editor_text(grace)
     screenshot(ada, "offline-2-ada-converged")
     screenshot(grace, "offline-3-grace-converged")
@@ -306,6 +336,11 @@ def test_canvas_tools_work_from_the_keyboard(
         screenshot(page, "keyboard-2-narrow-text")
 
 
+def body(text: str) -> dict[str, object]:
+    """A one-paragraph comment body."""
+    return {"version": 1, "content": [{"type": "paragraph", "children": [{"text": text}]}]}
+
+
 def post_json(url: str, body: object) -> tuple[int, dict[str, object]]:
     request = urllib.request.Request(
         url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
@@ -330,6 +365,14 @@ def test_with_auth_the_demo_uses_dev_tokens(browser: Browser, tmp_path_factory) 
         users = inspector.locator("#connections tbody tr td:nth-child(2)").all_inner_texts()
         assert any(user.startswith("Ada (demo-") for user in users), users
         inspector.locator("#document").get_by_text('"ellipse"').wait_for()
+        # Comments with the token: the author is its subject; the inspector counts them.
+        page.keyboard.press("c")
+        page.keyboard.type("With a token")
+        page.keyboard.press("Control+Enter")
+        author = page.locator("#thread-popover .comment .author")
+        author.wait_for()
+        assert author.inner_text().startswith("demo-")
+        expect(inspector.locator("#comment-facts dd")).to_have_text(["1", "0", "1"])
         screenshot(inspector, "auth-1-inspector-with-dev-token")
 
 
@@ -354,3 +397,103 @@ def test_with_auth_and_no_dev_tokens_the_demo_asks_for_a_token(
         page.wait_for_selector('#status[data-state="synced"]')
         page.click('[data-add="rect"]')
         page.locator("#layer-elements .el").wait_for()
+
+
+def pin_transform(page: Page) -> str | None:
+    return page.locator("#layer-pins .pin").first.get_attribute("transform")
+
+
+def test_comment_pins_threads_replies_reactions_and_resolve_go_live_to_the_other_page(
+    server: YsyncProcess, pages: Pages
+) -> None:
+    room = "browser-comments"
+    ada = pages.open(demo_url(server, room), name="Ada")
+    grace = pages.open(demo_url(server, room), name="Grace")
+    ada.click('[data-add="rect"]')
+    grace.locator("#layer-elements .el").wait_for()
+    # Ada pins a comment on a point of the shape: Comment, then a click on the shape.
+    ada.click("#canvas")  # nothing selected: the next click places the pin
+    ada.click("#comment-tool")
+    box = element_box(ada)
+    ada.mouse.click(box["x"] + 30, box["y"] + 20)
+    ada.locator("#thread-popover textarea").fill("Is this the right size? @grace")
+    ada.click("#thread-popover button[type=submit]")
+    ada.locator("#thread-popover .comment").wait_for()
+    expect(ada.locator('#thread-popover textarea[aria-label="Reply"]')).to_have_value("")
+    screenshot(ada, "comments-1-ada-pins-a-comment")
+
+    # Grace sees the pin, on the shape, and opens the thread.
+    pin = grace.locator("#layer-pins .pin")
+    pin.wait_for()
+    assert pin.get_attribute("aria-label") == "Comment by anonymous: Is this the right size? @grace"
+    before = pin_transform(grace)
+    pin.click()
+    thread = grace.locator("#thread-popover")
+    thread.get_by_text("Is this the right size?").wait_for()
+    assert thread.locator(".mention").inner_text() == "@grace"
+    # She replies and reacts; Ada's open thread shows both, from the event feed.
+    thread.locator("textarea").fill("Make it wider")
+    thread.locator("button[type=submit]").click()
+    thread.locator(".comment").nth(1).wait_for()
+    thread.locator(".comment").first.locator('.reaction[data-emoji="👍"]').click()
+    ada_thread = ada.locator("#thread-popover")
+    ada_thread.locator(".comment").nth(1).get_by_text("Make it wider").wait_for()
+    expect(ada_thread.locator(".comment").first.locator('.reaction[data-emoji="👍"]')).to_have_text(
+        "👍 1"
+    )
+    expect(ada.locator("#layer-pins .pin .pin-count")).to_have_text("2")
+    screenshot(grace, "comments-2-grace-replies-and-reacts")
+    screenshot(ada, "comments-3-ada-sees-the-reply")
+
+    # The pin moves with its shape.
+    ada.locator("#layer-elements .el").first.focus()
+    ada.keyboard.press("ArrowRight")
+    grace.wait_for_function(
+        "(before) => document.querySelector('#layer-pins .pin').getAttribute('transform') !== before",
+        arg=before,
+    )
+    x, y = before.removeprefix("translate(").removesuffix(")").split()
+    assert pin_transform(grace) == f"translate({float(x) + 10:g} {y})"
+
+    # A click on the empty canvas closes Grace's thread.
+    canvas = grace.locator("#canvas").bounding_box()
+    assert canvas is not None
+    grace.mouse.click(canvas["x"] + 700, canvas["y"] + 600)
+    expect(thread).to_be_hidden()
+
+    # Ada resolves it: the pin goes away on both pages; the list keeps it, resolved.
+    ada_thread.locator(".resolve").click()
+    grace.locator("#layer-pins .pin").wait_for(state="detached")
+    expect(grace.locator("#comments-list summary")).to_have_text("Comments (0 open)")
+    grace.click("#comments-list summary")
+    expect(grace.locator("#comments-list-items button.resolved")).to_have_count(1)
+    screenshot(grace, "comments-4-resolved")
+
+
+def test_comments_work_from_the_keyboard_in_a_narrow_window(
+    server: YsyncProcess, pages: Pages
+) -> None:
+    room = "browser-comment-keys"
+    page = pages.open(demo_url(server, room), name="Kim", viewport=NARROW)
+    page.click('[data-add="sticky"]')
+    assert focused(page) == "element"
+    page.keyboard.press("c")  # a thread on the focused element
+    assert focused(page) == "TEXTAREA"
+    page.keyboard.type("Typed, not clicked")
+    page.keyboard.press("Control+Enter")
+    popover = page.locator("#thread-popover")
+    popover.locator(".comment").get_by_text("Typed, not clicked").wait_for()
+    box = popover.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= NARROW["width"]
+    screenshot(page, "comments-5-keyboard-narrow")
+    page.keyboard.press("Escape")  # closes it; the focus goes to its pin
+    expect(popover).to_be_hidden()
+    assert page.evaluate("document.activeElement.dataset.thread") is not None
+    page.keyboard.press("Enter")
+    expect(popover).to_be_visible()
+    assert focused(page) == "TEXTAREA"
+    page.keyboard.type("A reply")
+    page.keyboard.press("Control+Enter")
+    expect(popover.locator(".comment")).to_have_count(2)
+    expect(page.locator("#layer-pins .pin .pin-count")).to_have_text("2")
+    assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]

@@ -27,7 +27,7 @@ const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi)
 const num = (v, fallback) => (Number.isFinite(v) ? v : fallback)
 
 /** One element's fields, checked: any client may write anything into the document. */
-const readElement = (map) => {
+export const readElement = (map) => {
   const type = TYPES[map.get('type')] ? map.get('type') : 'rect'
   const color = map.get('color')
   return {
@@ -44,7 +44,33 @@ const readElement = (map) => {
 // Ids sort in creation order, so every client stacks elements alike.
 const newId = () => Date.now().toString(36).padStart(9, '0') + '-' + Math.random().toString(36).slice(2, 8)
 
-export const mountCanvas = ({ doc, awareness }) => {
+/** Seconds or milliseconds since the epoch -> milliseconds. */
+const epochMs = (t) => (t < 1e12 ? t * 1000 : t)
+
+/**
+ * Element locks the server publishes in awareness, under a state's verified
+ * `ysync` field: {ysync: {locks: {elementId: {userId, name, since, expiresAt}}}}
+ * (only the server writes `ysync`). Until a server does, there are none and
+ * nothing is drawn. Returns elementId -> {userId, name}, without expired locks
+ * and our own: the one on the element we are dragging, and any held by our user
+ * id when there is one (with auth off everyone is `anonymous`: `myUserId` null).
+ */
+export const locksOf = (states, { myUserId = null, dragging = null, now = Date.now() } = {}) => {
+  const locks = new Map()
+  for (const state of states) {
+    const held = state?.ysync?.locks
+    if (!held || typeof held !== 'object') continue
+    for (const [id, lock] of Object.entries(held)) {
+      if (typeof lock?.userId !== 'string' || id === dragging || (myUserId && lock.userId === myUserId)) continue
+      if (Number.isFinite(lock.expiresAt) && epochMs(lock.expiresAt) <= now) continue
+      const name = typeof lock.name === 'string' && lock.name.trim() ? lock.name.trim().slice(0, 40) : lock.userId
+      locks.set(id, { userId: lock.userId, name })
+    }
+  }
+  return locks
+}
+
+export const mountCanvas = ({ doc, awareness, me = () => null }) => {
   const elements = doc.getMap('elements')
   const metadata = doc.getMap('metadata')
   const svg = document.getElementById('canvas')
@@ -52,6 +78,7 @@ export const mountCanvas = ({ doc, awareness }) => {
   const layers = {
     elements: document.getElementById('layer-elements'),
     selections: document.getElementById('layer-selections'),
+    locks: document.getElementById('layer-locks'),
     cursors: document.getElementById('layer-cursors')
   }
   const deleteButton = document.getElementById('delete-element')
@@ -62,12 +89,17 @@ export const mountCanvas = ({ doc, awareness }) => {
   let color = COLORS[0][1]
   let drag = null // {id, mode: 'move' | 'resize', start: {px, py, x, y, w, h}, next}
   let editing = null // element id whose text is in the text box
+  let locks = new Map() // element id -> {userId, name}: held by someone else
 
   // ---- the document -> the DOM -------------------------------------------------
   const renderElement = (g, id, el) => {
     g.setAttribute('transform', `translate(${el.x} ${el.y})`)
     g.dataset.type = el.type
-    g.setAttribute('aria-label', `${TYPES[el.type]}, ${COLOR_NAMES[el.color] ?? el.color}${el.text ? ': ' + el.text : ''}`)
+    const lock = locks.get(id)
+    g.setAttribute('aria-label', `${TYPES[el.type]}, ${COLOR_NAMES[el.color] ?? el.color}${el.text ? ': ' + el.text : ''}${lock ? `, locked by ${lock.name}` : ''}`)
+    g.classList.toggle('locked', Boolean(lock))
+    if (lock) g.dataset.lockedBy = lock.name
+    else delete g.dataset.lockedBy
     g.setAttribute('aria-selected', String(selection.includes(id)))
     const [shape, label, handle] = g.children
     if (shape.dataset.type !== el.type) {
@@ -124,6 +156,7 @@ export const mountCanvas = ({ doc, awareness }) => {
     if (kept.length !== selection.length) select(kept)
     document.getElementById('canvas-hint').hidden = ids.length > 0
     renderSelections()
+    renderLockBadges()
     if (editing && !elements.has(editing)) stopEditing()
   }
 
@@ -178,7 +211,30 @@ export const mountCanvas = ({ doc, awareness }) => {
       })
     }))
   }
-  awareness.on('change', () => { renderCursors(); renderSelections() })
+  // Badges over locked elements; redrawn with the elements too (a held element moves).
+  const renderLockBadges = () => {
+    layers.locks.replaceChildren(...[...locks].flatMap(([id, lock]) => {
+      const map = elements.get(id)
+      if (!(map instanceof Y.Map)) return []
+      const el = readElement(map)
+      const badge = svgNode('g', { class: 'lock-badge', transform: `translate(${el.x} ${el.y - 24})` })
+      badge.dataset.id = id
+      const label = `🔒 ${lock.name}`
+      badge.append(svgNode('rect', { rx: 4, width: 14 + 7.5 * label.length, height: 20 }))
+      const text = svgNode('text', { x: 7, y: 14 })
+      text.textContent = label
+      badge.append(text)
+      return [badge]
+    }))
+  }
+  const renderLocks = () => {
+    const next = locksOf(awareness.getStates().values(), { myUserId: me(), dragging: drag?.id })
+    const changed = next.size !== locks.size || [...next].some(([id, l]) => locks.get(id)?.userId !== l.userId)
+    locks = next
+    if (changed) render()
+    else renderLockBadges()
+  }
+  awareness.on('change', () => { renderCursors(); renderSelections(); renderLocks() })
 
   // ---- local selection and edits --------------------------------------------------
   const select = (ids) => {
@@ -213,8 +269,8 @@ export const mountCanvas = ({ doc, awareness }) => {
   }
 
   const removeSelected = () => {
-    if (!selection.length) return
-    const gone = selection
+    const gone = selection.filter((id) => !locks.has(id)) // not what someone else holds
+    if (!gone.length) return
     doc.transact(() => gone.forEach((id) => elements.delete(id)))
     select([])
     render()
@@ -291,6 +347,7 @@ export const mountCanvas = ({ doc, awareness }) => {
     if (e.shiftKey) select(selection.includes(id) ? selection.filter((s) => s !== id) : [...selection, id])
     else if (!selection.includes(id)) select([id])
     g.focus({ preventScroll: true })
+    if (locks.has(id)) return // someone else holds it: selectable, not movable
     const el = readElement(map)
     const p = toWorld(e)
     drag = { id, mode: e.target.classList.contains('handle') ? 'resize' : 'move', start: { px: p.x, py: p.y, ...el }, next: null }
@@ -341,7 +398,7 @@ export const mountCanvas = ({ doc, awareness }) => {
       const step = e.shiftKey ? 1 : 10
       doc.transact(() => selection.forEach((id) => {
         const map = elements.get(id)
-        if (!(map instanceof Y.Map)) return
+        if (!(map instanceof Y.Map) || locks.has(id)) return
         const el = readElement(map)
         update(id, e.altKey
           ? { w: clamp(el.w + ux * step, MIN_SIZE, WORLD.w - el.x), h: clamp(el.h + uy * step, MIN_SIZE, WORLD.h - el.y) }

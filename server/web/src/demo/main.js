@@ -6,7 +6,7 @@ import * as Y from 'yjs'
 import { cleanRoomName, config, wsServerUrl } from '../shared/config.js'
 import { trackConnection } from '../shared/connection.js'
 import { PALETTE } from '../shared/names.js'
-import { tokenFor } from '../shared/tokens.js'
+import { subjectOf, tokenFor } from '../shared/tokens.js'
 import { mountCanvas } from './canvas.js'
 import { mountModules } from './modules.js'
 import { mountPresence } from './presence.js'
@@ -94,9 +94,13 @@ const start = async () => {
   trackConnection(provider, document.getElementById('status'), { role: 'editor', name: () => me.name })
   nameInput(awareness)
   mountPresence({ doc, awareness, element: document.getElementById('presence') })
-  mountCanvas({ doc, awareness })
+  // The token may be replaced (a refused one is asked for again): read it when used.
+  const currentToken = () => provider.params.token ?? token
+  // Who the server takes us for: with auth off everyone is `anonymous`; with a JWT, its `sub`.
+  const myUserId = () => (config.auth === 'none' ? 'anonymous' : subjectOf(currentToken()))
+  mountCanvas({ doc, awareness, me: () => (config.auth === 'none' ? null : myUserId()) })
   mountText({ doc, awareness })
-  mountModules({ doc, provider, awareness, room, token, config })
+  mountModules({ doc, provider, awareness, room, token: currentToken, me: myUserId, config })
   if (navigator.onLine) provider.connect()
   // For the browser console: ysyncDemo.doc.toJSON(), ysyncDemo.provider.
   window.ysyncDemo = { doc, provider, room }

@@ -3,16 +3,22 @@
 // joining the room with a y-websocket provider that sets no awareness state of
 // its own (nobody sees the inspector as a person). Polls at most once a second;
 // renders of the live document and awareness are throttled to once a second too.
+// The room's comment counts come from its threads, counted again (at most once a
+// second) when its event feed says a thread or comment changed; the feed's latest
+// events are listed as they come.
 
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
 import { cleanRoomName, httpUrl, wsServerUrl } from '../shared/config.js'
+import { followRoom, roomPath } from '../shared/feed.js'
 import { displayName } from '../shared/names.js'
 import { throttled } from '../shared/throttle.js'
 import { bearer, tokenFor } from '../shared/tokens.js'
 import { docToJSON, renderTree } from './doctree.js'
 
 const INTERVAL = 1000
+const COUNT_PAGES = 10 // threads are counted 100 a page, up to 1,000
+const EVENTS_SHOWN = 20
 const $ = (id) => document.getElementById(id)
 const status = $('status')
 
@@ -138,12 +144,63 @@ const renderDocument = () => {
   $('doc-status').textContent = selected.provider.synced ? '(live)' : '(loading…)'
 }
 
+// ---- comments and events of the room ---------------------------------------------------
+const countComments = async () => {
+  if (!selected) return
+  const room = selected.name
+  const counts = { open: 0, resolved: 0, comments: 0, more: false }
+  let cursor = null
+  try {
+    for (let page = 0; page < COUNT_PAGES; page++) {
+      const query = new URLSearchParams({ limit: '100', ...(cursor ? { cursor } : {}) })
+      const { threads, nextCursor } = await api(`${roomPath(room)}/threads?${query}`)
+      for (const t of threads) {
+        counts[t.resolved ? 'resolved' : 'open']++
+        counts.comments += t.comments.filter((c) => !c.deletedAt).length
+      }
+      cursor = nextCursor
+      if (!cursor) break
+    }
+    counts.more = cursor !== null
+  } catch (error) {
+    if (selected?.name === room) facts($('comment-facts'), [['Comments', `cannot read them: ${error.message}`, 'bad']])
+    return
+  }
+  if (selected?.name !== room) return
+  const plus = counts.more ? '+' : ''
+  facts($('comment-facts'), [
+    ['Open threads', `${counts.open}${plus}`],
+    ['Resolved threads', `${counts.resolved}${plus}`],
+    ['Comments', `${counts.comments}${plus}`]
+  ])
+}
+
+const showEvent = ({ type, data }) => {
+  const summary = data?.data?.thread?.id ?? data?.data?.threadId ?? data?.data?.clientId ?? data?.data?.user ?? ''
+  const li = document.createElement('li')
+  li.dataset.type = type
+  const at = Number.isFinite(data?.at) ? new Date(data.at * 1000) : new Date()
+  li.append(
+    Object.assign(document.createElement('time'), { textContent: at.toLocaleTimeString() }), ' ',
+    Object.assign(document.createElement('code'), { textContent: type }),
+    summary ? ` ${summary}` : ''
+  )
+  const list = $('events')
+  list.prepend(li)
+  while (list.children.length > EVENTS_SHOWN) list.lastChild.remove()
+  $('events-empty').hidden = true
+}
+
 const selectRoom = (name) => {
   if (selected?.name === name) return
   if (selected) {
     selected.provider.destroy()
     selected.doc.destroy()
+    selected.feed.close()
   }
+  $('events').replaceChildren()
+  $('events-empty').hidden = false
+  $('comment-facts').replaceChildren()
   collapsed.clear()
   history.replaceState(null, '', `inspect?room=${encodeURIComponent(name)}`)
   const doc = new Y.Doc()
@@ -154,7 +211,16 @@ const selectRoom = (name) => {
   })
   // No presence of our own: the server and the other clients never see a state for us.
   provider.awareness.setLocalState(null)
-  selected = { name, doc, provider, detail: null }
+  const countsLater = throttled(countComments, INTERVAL)
+  const feed = followRoom(name, {
+    token: () => token,
+    onOpen: countsLater,
+    onEvent: (event) => {
+      showEvent(event)
+      if (/^(thread|comment)\./.test(event.type) || event.type === 'reset') countsLater()
+    }
+  })
+  selected = { name, doc, provider, feed, detail: null }
   const awarenessLater = throttled(renderAwareness, INTERVAL)
   const documentLater = throttled(renderDocument, INTERVAL)
   provider.awareness.on('change', awarenessLater)

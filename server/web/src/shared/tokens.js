@@ -50,3 +50,14 @@ export const tokenFor = async (role, { name = '', refresh = false, reason = '' }
 
 /** Authorization headers for /api requests. */
 export const bearer = (token) => (token ? { Authorization: `Bearer ${token}` } : {})
+
+/** The `sub` claim of a JWT (not verified: only to tell which reactions are ours), or null. */
+export const subjectOf = (token) => {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')
+    const sub = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(part), (c) => c.charCodeAt(0)))).sub
+    return typeof sub === 'string' ? sub : null
+  } catch {
+    return null
+  }
+}
