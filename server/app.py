@@ -37,7 +37,7 @@ from ysync.rooms.registry import RoomRegistry
 from ysync.rooms.replication import Replicator
 from ysync.rooms.room import RoomConfig
 from ysync.rooms.vocabulary import CloseCode, Refusal
-from ysync.server import broadcast_api, events_api, gc_tuning, http_api, openapi
+from ysync.server import broadcast_api, doc_api, events_api, gc_tuning, http_api, openapi
 from ysync.server.audit import AuditExtension
 from ysync.server.auth import auth_extensions
 from ysync.server.comments import CommentsExtension
@@ -292,6 +292,7 @@ def create_app(
         *http_api.routes,
         *events_api.routes,
         *broadcast_api.routes,
+        *doc_api.routes,
         *(route for ext in static for route in ext.routes()),
         http_api.room_detail_route,  # last: its {room:path} would shadow the others
         Route("/openapi.json", openapi.openapi_json),

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ysync.rooms.hooks import ConnectionRequest, Identity, Role
-from ysync.rooms.vocabulary import CloseCode, Refused
+from ysync.rooms.vocabulary import CloseCode, Refusal, Refused
 from ysync.server import audit
 from ysync.server.admission import room_name_refusal
 from ysync.server.auth import authorize_api
@@ -115,3 +115,17 @@ async def caller(request: Request, room: str, needs: Role) -> Identity:
             exc.refusal, subject=None, room=room, client=client, api=request.url.path
         )
         raise
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body; a JSON 413 past `limit` bytes (read no further than that)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Refused(Refusal(CloseCode.TOO_LARGE, f"request body over {limit} bytes"))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused(Refusal(CloseCode.TOO_LARGE, f"request body over {limit} bytes"))
+        chunks.append(chunk)
+    return b"".join(chunks)
