@@ -50,6 +50,7 @@ from ysync.server.metrics import Metrics, MetricsExtension
 from ysync.server.routing import RoomPaths, exception_handlers
 from ysync.server.settings import Settings
 from ysync.server.transport import WebSocketEndpoint
+from ysync.server.versions import VersionsExtension
 
 log = logging.getLogger("ysync.server")
 
@@ -178,6 +179,11 @@ def create_app(
         CommentsExtension(
             max_comment_bytes=settings.max_comment_bytes,
             max_metadata_bytes=settings.max_metadata_bytes,
+        ),
+        VersionsExtension(
+            interval=settings.auto_version_interval,
+            retention=settings.version_retention,
+            max_age_days=settings.version_max_age_days,
         ),
         AuditExtension(),
         MetricsExtension(metrics),

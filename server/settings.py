@@ -163,6 +163,17 @@ class Settings:
     max_metadata_bytes: int = _setting(
         4 * 1024, "largest thread metadata object, as JSON (413 past it: it is the app's pin data)"
     )
+    auto_version_interval: float = _setting(
+        600.0,
+        "seconds between automatic versions of each room that changed meanwhile "
+        "(idle rooms get none; 0: no automatic versions)",
+    )
+    version_retention: int = _setting(
+        100, "automatic versions kept per room, newest first (0: no count limit; named ones stay)"
+    )
+    version_max_age_days: float = _setting(
+        0.0, "days after which automatic versions are removed (0: kept; named ones stay)"
+    )
     hocuspocus: bool = _setting(
         True,
         "also speak the Hocuspocus protocol (@hocuspocus/provider, TipTap) on the root path and "
@@ -305,6 +316,9 @@ _NON_NEGATIVE = (
     "ip_connections_per_minute",
     "ip_ban_seconds",
     "drain_seconds",
+    "auto_version_interval",
+    "version_retention",
+    "version_max_age_days",
 )
 _POSITIVE = (
     "auth_timeout",
