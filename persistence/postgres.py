@@ -8,7 +8,7 @@ Schema (tables prefixed `ysync_`, so the database can be shared):
 - `ysync_snapshots(room, data, updated_at)`: the merged document.
 - `ysync_schema_version(version, applied_at)`: applied migrations.
 - version 2: comment threads and notifications (`ysync.persistence.comment_sql`).
-- version 3: versions (`ysync.persistence.version_sql`).
+- version 3: versions and room tombstones (`ysync.persistence.version_sql`, `tombstone_sql`).
 
 A room's content is its snapshot plus *all* its remaining log rows. Identity
 values are handed out before commit, so a row with a smaller id may commit
@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import asyncpg  # no stubs shipped: see [tool.mypy.overrides]
 
-from ysync.persistence import comment_sql, version_sql
+from ysync.persistence import comment_sql, tombstone_sql, version_sql
 from ysync.persistence.comment_sql import Operation, Query, Rows, SqlComments
 from ysync.persistence.merge import merge
 from ysync.rooms.protocols import RoomInfo, StoreError
@@ -55,7 +55,10 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
     ),
     comment_sql.MIGRATION,  # 2: comment threads, notifications (shared with SQLite)
-    version_sql.MIGRATION,  # 3: versions (shared with SQLite)
+    (
+        *version_sql.MIGRATION,
+        *tombstone_sql.MIGRATION,
+    ),  # 3: versions, tombstones (shared with SQLite)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -98,6 +101,8 @@ class PostgresStore:
         self.comments = SqlComments(self._transact)
         #: The versions of every room (`ysync.persistence.version_sql`).
         self.versions = version_sql.SqlVersions(self._transact)
+        #: Deleted rooms' tombstones (`ysync.persistence.tombstone_sql`).
+        self.tombstones = tombstone_sql.SqlTombstones(self._transact)
 
     def describe(self) -> str:
         return f"PostgreSQL {redact(self.dsn)} (pool {self.min_size}..{self.max_size})"

@@ -44,6 +44,7 @@ from ysync.server.comments import CommentsExtension
 from ysync.server.demo import DemoExtension
 from ysync.server.drain import RESTART, Drain
 from ysync.server.hocuspocus import HocuspocusEndpoint, HocuspocusLimits
+from ysync.server.lifecycle import RoomLifecycle
 from ysync.server.limits import Limits, LimitsExtension
 from ysync.server.logs import configure as configure_logs
 from ysync.server.metrics import Metrics, MetricsExtension
@@ -180,6 +181,7 @@ def create_app(
             max_comment_bytes=settings.max_comment_bytes,
             max_metadata_bytes=settings.max_metadata_bytes,
         ),
+        RoomLifecycle(tombstone_days=settings.tombstone_days),
         VersionsExtension(
             interval=settings.auto_version_interval,
             retention=settings.version_retention,

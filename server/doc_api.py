@@ -84,8 +84,14 @@ OPS = {
 
 
 @contextlib.asynccontextmanager
-async def opened(node: Node, name: str) -> AsyncIterator[Room]:
-    """Room `name`, loaded for the request (it unloads after the grace if nobody joins)."""
+async def opened(node: Node, name: str, *, writing: bool = False) -> AsyncIterator[Room]:
+    """Room `name`, loaded for the request (it unloads after the grace if nobody joins).
+    `writing`: refused (410) while the room is deleted (tombstoned)."""
+    if writing:
+        from ysync.server.lifecycle import DELETED, lifecycle_of
+
+        if await lifecycle_of(node).tombstoned(name):
+            raise Refused(DELETED)
     try:
         room = await node.registry.acquire(name)
     except StoreError:
@@ -190,7 +196,7 @@ async def post_doc(request: Request) -> Response:
     raw = await read_body(request, node.settings.max_message_bytes)
     binary = request.headers.get("content-type", "").split(";")[0].strip() == OCTETS
     body = None if binary else _json(raw)
-    async with opened(node, name) as room:
+    async with opened(node, name, writing=True) as room:
         update = raw if binary else _ops(room, body)
         apply(room, update)
         return JSONResponse({"state_vector": b64(room.doc.get_state())})

@@ -174,6 +174,11 @@ class Settings:
     version_max_age_days: float = _setting(
         0.0, "days after which automatic versions are removed (0: kept; named ones stay)"
     )
+    tombstone_days: float = _setting(
+        30.0,
+        "days a deleted room stays deleted: clients reconnecting with its offline state are "
+        "refused (4410) instead of recreating it (0: no tombstone)",
+    )
     hocuspocus: bool = _setting(
         True,
         "also speak the Hocuspocus protocol (@hocuspocus/provider, TipTap) on the root path and "
@@ -319,6 +324,7 @@ _NON_NEGATIVE = (
     "auto_version_interval",
     "version_retention",
     "version_max_age_days",
+    "tombstone_days",
 )
 _POSITIVE = (
     "auth_timeout",

@@ -108,7 +108,7 @@ class VersionsExtension(Extension):
         self, room: str, target: Version, author: str | None
     ) -> tuple[Version, Version]:
         """Make `room` hold `target`'s content; returns the (pre-restore, restore) versions."""
-        async with opened(self.node, room) as loaded:
+        async with opened(self.node, room, writing=True) as loaded:
             before = self._snapshot(
                 loaded, f"Before restoring {target.name}", "", author, "pre-restore"
             )

@@ -66,7 +66,7 @@ def test_restoring_brings_back_every_root_with_formatting_and_empties_new_ones()
     doc.get("m", type=Map)["k"] = 1
     paragraph = XmlElement("paragraph", {}, [XmlText("bold plain")])
     doc.get("x", type=XmlFragment).children.append(paragraph)
-    list(paragraph.children)[0].format(0, 4, {"strong": {}})
+    next(iter(paragraph.children)).format(0, 4, {"strong": {}})
     v1 = doc.get_update()
     wanted = render(doc_of(v1))
     doc.get("t", type=Text).insert(0, "Not ")
