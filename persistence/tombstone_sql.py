@@ -1,5 +1,6 @@
-"""Room tombstones in SQL (SQLite, PostgreSQL, the memory store): a deleted room's name
-and until when it may not be recreated by a client (`--tombstone-days`).
+"""Room lifecycle rows in SQL (SQLite, PostgreSQL, the memory store): tombstones (a
+deleted room's name and until when no client may recreate it, `--tombstone-days`) and
+seed claims (the one node that applies a new room's initial content, `ysync.server.seeding`).
 
 Operations are driven by each engine's `transact`, as in `ysync.persistence.comment_sql`.
 """
@@ -13,6 +14,10 @@ MIGRATION: tuple[str, ...] = (
         room TEXT PRIMARY KEY,
         deleted_at DOUBLE PRECISION NOT NULL,
         expires_at DOUBLE PRECISION NOT NULL
+    )""",
+    """CREATE TABLE ysync_seeded (
+        room TEXT PRIMARY KEY,
+        seeded_at DOUBLE PRECISION NOT NULL
     )""",
 )
 
@@ -34,8 +39,22 @@ def clear(room: str) -> Operation[None]:
     yield Query("DELETE FROM ysync_tombstones WHERE room = ?", (room,))
 
 
+def claim_seed(room: str, at: float) -> Operation[bool]:
+    """True for exactly one caller per room, ever (until `clear_seed`)."""
+    rows = yield Query(
+        "INSERT INTO ysync_seeded (room, seeded_at) VALUES (?, ?) "
+        "ON CONFLICT (room) DO NOTHING RETURNING room",
+        (room, at),
+    )
+    return bool(rows)
+
+
+def clear_seed(room: str) -> Operation[None]:
+    yield Query("DELETE FROM ysync_seeded WHERE room = ?", (room,))
+
+
 class SqlTombstones:
-    """The tombstones of one store."""
+    """The tombstones and seed claims of one store."""
 
     def __init__(self, transact: Transact) -> None:
         self._transact = transact
@@ -49,3 +68,10 @@ class SqlTombstones:
 
     async def clear(self, room: str) -> None:
         await self._transact(clear(room), True)
+
+    async def claim_seed(self, room: str, at: float) -> bool:
+        result: bool = await self._transact(claim_seed(room, at), True)
+        return result
+
+    async def clear_seed(self, room: str) -> None:
+        await self._transact(clear_seed(room), True)

@@ -40,13 +40,14 @@ class OpError(ValueError):
     """A JSON operation that cannot apply; the message names the operation and the field."""
 
 
-def ops_update(doc: Doc[Any], body: Any) -> bytes:
+def ops_update(doc: Doc[Any], body: Any, *, client_id: int | None = None) -> bytes:
     """The Yjs update that applies the operations of `body` to `doc` (see the module doc).
 
-    `doc` itself is not changed: apply the update to it (and broadcast it) next."""
+    `doc` itself is not changed: apply the update to it (and broadcast it) next.
+    `client_id`: the edit's author in the CRDT (default: a random one)."""
     ops = _ops_of(body)
     kinds = root_kinds(doc, sorted({op["root"] for op in ops}))
-    copy: Doc[Any] = Doc()
+    copy: Doc[Any] = Doc() if client_id is None else Doc(client_id=client_id)
     copy.apply_update(doc.get_update())
     with copy.transaction():
         for index, op in enumerate(ops):

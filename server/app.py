@@ -49,6 +49,7 @@ from ysync.server.limits import Limits, LimitsExtension
 from ysync.server.logs import configure as configure_logs
 from ysync.server.metrics import Metrics, MetricsExtension
 from ysync.server.routing import RoomPaths, exception_handlers
+from ysync.server.seeding import SeedOnce
 from ysync.server.settings import Settings
 from ysync.server.transport import WebSocketEndpoint
 from ysync.server.versions import VersionsExtension
@@ -182,6 +183,7 @@ def create_app(
             max_metadata_bytes=settings.max_metadata_bytes,
         ),
         RoomLifecycle(tombstone_days=settings.tombstone_days),
+        SeedOnce(settings.seed_document),
         VersionsExtension(
             interval=settings.auto_version_interval,
             retention=settings.version_retention,

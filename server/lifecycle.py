@@ -136,6 +136,7 @@ class RoomLifecycle(Extension):
         document, parts = _parsed(archive)
         await self.tombstones.clear(room)
         self._known.pop(room, None)
+        await self.tombstones.claim_seed(room, time.time())  # the archive is its content
         async with opened(self.node, room) as loaded:
             if loaded.doc.get_state() != b"\x00":
                 raise ApiError(409, "room_not_empty", "import needs a room with no document")

@@ -179,6 +179,11 @@ class Settings:
         "days a deleted room stays deleted: clients reconnecting with its offline state are "
         "refused (4410) instead of recreating it (0: no tombstone)",
     )
+    seed_document: str = _setting(
+        "",
+        "file with every new room's initial content (a Yjs update, or JSON), applied once by "
+        "the server when the room is first created (empty: none; never seed from clients)",
+    )
     hocuspocus: bool = _setting(
         True,
         "also speak the Hocuspocus protocol (@hocuspocus/provider, TipTap) on the root path and "
