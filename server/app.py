@@ -53,6 +53,7 @@ from ysync.server.seeding import SeedOnce
 from ysync.server.settings import Settings
 from ysync.server.transport import WebSocketEndpoint
 from ysync.server.versions import VersionsExtension
+from ysync.server.webhooks import WebhooksExtension
 
 log = logging.getLogger("ysync.server")
 
@@ -188,6 +189,13 @@ def create_app(
             interval=settings.auto_version_interval,
             retention=settings.version_retention,
             max_age_days=settings.version_max_age_days,
+        ),
+        WebhooksExtension(
+            urls=[url.strip() for url in settings.webhook.split(",") if url.strip()],
+            secret=settings.webhook_secret,
+            debounce=settings.webhook_debounce,
+            max_attempts=settings.webhook_max_attempts,
+            timeout=settings.webhook_timeout,
         ),
         AuditExtension(),
         MetricsExtension(metrics),
