@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
 import random
@@ -117,7 +118,8 @@ class WebhooksExtension(Extension):
         self._rows: list[tuple[str, str, str, str, str, float]] = []
         self._fresh: set[str] = set()  # rooms loaded empty: their first edit creates them
         self._updated: dict[str, set[str]] = {}  # room -> users who edited since the last event
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # events wait in memory for the outbox writer
+        self._work = asyncio.Event()  # rows just reached the outbox: deliver without polling
 
     # -- hooks ---------------------------------------------------------------------------
 
@@ -225,6 +227,7 @@ class WebhooksExtension(Extension):
                 continue
             try:
                 await self.store.enqueue(rows)
+                self._work.set()
             except Exception:
                 log.warning("webhook outbox write failed; retrying", exc_info=True)
                 self._rows[:0] = rows
@@ -253,7 +256,10 @@ class WebhooksExtension(Extension):
                     log.warning("webhook delivery round failed", exc_info=True)
                     sent = 0
                 if not sent:
-                    await asyncio.sleep(_POLL)
+                    # Rows another node wrote (or retries falling due) are found by polling.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._work.wait(), _POLL)
+                    self._work.clear()
 
     async def _deliver_batch(self, http: httpx.AsyncClient) -> int:
         if time.monotonic() - self._loaded_at > _REFRESH:
