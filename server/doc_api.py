@@ -31,7 +31,7 @@ from ysync.rooms.protocols import StoreError
 from ysync.rooms.room import Room, Source
 from ysync.rooms.vocabulary import CloseCode, Refused
 from ysync.server.openapi import ROOM, json_response, operation, query
-from ysync.server.routing import ApiError, caller, node_of, read_body, room_of
+from ysync.server.routing import ApiError, caller, extension_of, node_of, read_body, room_of
 
 if TYPE_CHECKING:
     from ysync.server.app import Node
@@ -88,9 +88,9 @@ async def opened(node: Node, name: str, *, writing: bool = False) -> AsyncIterat
     """Room `name`, loaded for the request (it unloads after the grace if nobody joins).
     `writing`: refused (410) while the room is deleted (tombstoned)."""
     if writing:
-        from ysync.server.lifecycle import DELETED, lifecycle_of
+        from ysync.server.lifecycle import DELETED, RoomLifecycle
 
-        if await lifecycle_of(node).tombstoned(name):
+        if await extension_of(node, RoomLifecycle).tombstoned(name):
             raise Refused(DELETED)
     try:
         room = await node.registry.acquire(name)

@@ -185,10 +185,3 @@ def _parsed(archive: Any) -> tuple[bytes, Mapping[str, Mapping[str, Any]]]:
     except (binascii.Error, ValueError):
         raise ApiError(400, "invalid_archive", "document must be a base64 Yjs update") from None
     return document, parts
-
-
-def lifecycle_of(node: Node) -> RoomLifecycle:
-    for extension in node.extensions.all:
-        if isinstance(extension, RoomLifecycle):
-            return extension
-    raise RuntimeError("this node runs without room lifecycle")

@@ -12,9 +12,9 @@ from starlette.routing import Route
 from ysync.rooms.hooks import Role
 from ysync.rooms.protocols import StoreError
 from ysync.rooms.vocabulary import CloseCode, Refused
-from ysync.server.lifecycle import lifecycle_of
+from ysync.server.lifecycle import RoomLifecycle
 from ysync.server.openapi import ROOM, json_body, json_response, operation
-from ysync.server.routing import caller, node_of, room_of
+from ysync.server.routing import caller, extension_of, node_of, room_of
 from ysync.server.threads_api import read_json
 
 _ARCHIVE = {
@@ -46,7 +46,7 @@ async def _owner(request: Request) -> str:
 async def delete_room(request: Request) -> Response:
     """Every store row of the room goes (each extension's `on_delete`); a tombstone keeps
     clients from recreating it for `--tombstone-days`."""
-    lifecycle = lifecycle_of(node_of(request))
+    lifecycle = extension_of(node_of(request), RoomLifecycle)
     room = await _owner(request)
     try:
         await lifecycle.delete(room)
@@ -66,7 +66,7 @@ async def delete_room(request: Request) -> Response:
 )
 async def export_room(request: Request) -> Response:
     """JSON: the document as a base64 Yjs update, versions, comments, ... (import it with POST .../import)."""
-    lifecycle = lifecycle_of(node_of(request))
+    lifecycle = extension_of(node_of(request), RoomLifecycle)
     room = await _owner(request)
     try:
         archive = await lifecycle.export(room)
@@ -86,7 +86,7 @@ async def export_room(request: Request) -> Response:
 async def import_room(request: Request) -> Response:
     """Lifts a deleted room's tombstone: an owner recreates the room."""
     node = node_of(request)
-    lifecycle = lifecycle_of(node)
+    lifecycle = extension_of(node, RoomLifecycle)
     room = await _owner(request)
     archive = await read_json(request, node.settings.max_message_bytes * 4)
     try:

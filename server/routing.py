@@ -11,7 +11,7 @@ slashes literally (`/api/rooms/team/notes`), as it always has.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 from urllib.parse import unquote
 
 from starlette.exceptions import HTTPException
@@ -129,3 +129,22 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise Refused(Refusal(CloseCode.TOO_LARGE, f"request body over {limit} bytes"))
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def limit_of(request: Request, default: int, maximum: int) -> int:
+    """The request's `?limit=` page size; a JSON 400 unless an integer from 1 to `maximum`."""
+    text = request.query_params.get("limit", str(default))
+    if not text.isdigit() or not 1 <= int(text) <= maximum:
+        raise ApiError(400, "invalid_limit", f"limit must be an integer from 1 to {maximum}")
+    return int(text)
+
+
+E = TypeVar("E")
+
+
+def extension_of(node: Node, kind: type[E]) -> E:
+    """The node's extension of type `kind` (a built-in feature's, e.g. versions)."""
+    for extension in node.extensions.all:
+        if isinstance(extension, kind):
+            return extension
+    raise RuntimeError(f"this node runs without {kind.__name__}")

@@ -17,7 +17,7 @@ from starlette.requests import Request
 
 from ysync.rooms.protocols import StoreError
 from ysync.rooms.vocabulary import CloseCode, Refused
-from ysync.server.routing import ApiError
+from ysync.server.routing import ApiError, limit_of
 
 if TYPE_CHECKING:
     from ysync.server.app import Node
@@ -36,16 +36,14 @@ class Page:
 def page_of(request: Request) -> Page:
     """The page a request asks for; a JSON 400 naming a bad parameter."""
     query = request.query_params
-    limit_text = query.get("limit", str(DEFAULT_LIMIT))
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
-        raise ApiError(400, "invalid_limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
+    limit = limit_of(request, DEFAULT_LIMIT, MAX_LIMIT)
     cursor = query.get("cursor", "")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, ValueError):
         raise ApiError(400, "bad_cursor", "cursor is not one this server gave") from None
-    return Page(query.get("prefix", ""), after, int(limit_text))
+    return Page(query.get("prefix", ""), after, limit)
 
 
 def cursor_of(name: str) -> str:

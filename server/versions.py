@@ -172,11 +172,3 @@ class VersionsExtension(Extension):
         summary = version.summary()
         summary.pop("state_vector")
         self.node.events.publish(Event("version.created", version.room, summary))
-
-
-def versions_of(node: Node) -> VersionsExtension:
-    """The node's versions extension."""
-    for extension in node.extensions.all:
-        if isinstance(extension, VersionsExtension):
-            return extension
-    raise RuntimeError("this node runs without versions")

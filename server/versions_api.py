@@ -27,9 +27,9 @@ from ysync.rooms.protocols import StoreError
 from ysync.rooms.vocabulary import CloseCode, Refused
 from ysync.server.doc_api import OCTETS, b64, opened
 from ysync.server.openapi import ROOM, json_body, json_response, operation, path_param, query
-from ysync.server.routing import ApiError, caller, node_of, room_of
+from ysync.server.routing import ApiError, caller, extension_of, limit_of, node_of, room_of
 from ysync.server.threads_api import read_json
-from ysync.server.versions import VersionsExtension, versions_of
+from ysync.server.versions import VersionsExtension
 
 MAX_PAGE = 100
 VERSION_ID = path_param("versionId", "the version's id (`v_...`)")
@@ -67,7 +67,7 @@ def _author(identity: Any) -> str | None:
 async def _versions(request: Request, needs: Role) -> tuple[VersionsExtension, str, Any]:
     node, room = node_of(request), room_of(request)
     identity = await caller(request, room, needs)
-    return versions_of(node), room, identity
+    return extension_of(node, VersionsExtension), room, identity
 
 
 async def _version(versions: VersionsExtension, room: str, version_id: str) -> Version:
@@ -105,11 +105,9 @@ async def _version(versions: VersionsExtension, room: str, version_id: str) -> V
 async def list_versions(request: Request) -> Response:
     """Versions with author, size, and whether automatic; page on with `next_cursor`."""
     versions, room, _ = await _versions(request, Role.VIEWER)
-    limit_text = request.query_params.get("limit", "20")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
-        raise ApiError(400, "invalid_limit", f"limit must be an integer from 1 to {MAX_PAGE}")
+    limit = limit_of(request, 20, MAX_PAGE)
     try:
-        page = await versions.store.page(room, request.query_params.get("cursor"), int(limit_text))
+        page = await versions.store.page(room, request.query_params.get("cursor"), limit)
     except VersionError as exc:
         raise ApiError(400, exc.code, exc.message) from None
     except StoreError:

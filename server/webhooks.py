@@ -307,10 +307,3 @@ class WebhooksExtension(Extension):
         await self.store.finish(
             delivery, state=state, status=status, error=error, due_at=due, now=now
         )
-
-
-def webhooks_of(node: Node) -> WebhooksExtension:
-    for extension in node.extensions.all:
-        if isinstance(extension, WebhooksExtension):
-            return extension
-    raise RuntimeError("this node runs without webhooks")

@@ -18,9 +18,9 @@ from ysync.persistence.webhook_sql import Endpoint
 from ysync.rooms.hooks import Role
 from ysync.server.auth import ALL_ROOMS
 from ysync.server.openapi import json_body, json_response, operation, path_param, query
-from ysync.server.routing import ApiError, caller, node_of
+from ysync.server.routing import ApiError, caller, extension_of, limit_of, node_of
 from ysync.server.threads_api import read_json
-from ysync.server.webhooks import EVENT_TYPES, WebhooksExtension, new_secret, webhooks_of
+from ysync.server.webhooks import EVENT_TYPES, WebhooksExtension, new_secret
 
 WEBHOOK_ID = path_param("webhookId", "the endpoint's id (`wh_...`)")
 _ENDPOINT = {
@@ -46,7 +46,7 @@ _NEW = {
 async def _webhooks(request: Request) -> WebhooksExtension:
     node = node_of(request)
     await caller(request, ALL_ROOMS, Role.OWNER)
-    return webhooks_of(node)
+    return extension_of(node, WebhooksExtension)
 
 
 def _url(value: object) -> str:
@@ -136,12 +136,10 @@ async def list_deliveries(request: Request) -> Response:
     """Each event: attempts, state (pending, delivered, failed), last status or error."""
     webhooks = await _webhooks(request)
     endpoint_id = str(request.path_params["webhookId"])
-    limit = request.query_params.get("limit", "100")
-    if not limit.isdigit() or not 1 <= int(limit) <= 500:
-        raise ApiError(400, "invalid_limit", "limit must be an integer from 1 to 500")
+    limit = limit_of(request, 100, 500)
     if endpoint_id not in {e.id for e in await webhooks.store.endpoints()}:
         raise ApiError(404, "webhook_not_found", f"no webhook {endpoint_id[:70]!r}")
-    found = await webhooks.store.deliveries(endpoint_id, int(limit))
+    found = await webhooks.store.deliveries(endpoint_id, limit)
     return JSONResponse({"deliveries": [d.public() for d in found]})
 
 
