@@ -60,7 +60,7 @@ class VersionsExtension(Extension):
         self._store = store
 
     def on_change(self, room: Room, update: bytes, origin: Origin) -> None:
-        if origin is not Source.BUS:  # the node that accepted an edit versions it
+        if self.interval > 0 and origin is not Source.BUS:  # the accepting node versions it
             self._changed.add(room.name)
 
     async def on_delete(self, room: str) -> None:

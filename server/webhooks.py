@@ -65,6 +65,7 @@ _REFRESH = 2.0  # seconds between reloads of the endpoint list (another node may
 _POLL = 0.5  # seconds between outbox checks when nothing woke the worker
 _BATCH = 50
 _MAX_BACKOFF = 3600.0
+_MAX_WAITING = 100_000  # events held in memory while the outbox cannot be written
 
 
 def new_secret() -> str:
@@ -161,6 +162,9 @@ class WebhooksExtension(Extension):
             self._fresh.discard(room.name)
             self.node.events.publish(Event("room.created", room.name, {}))
 
+    async def on_unload(self, room: Room) -> None:
+        self._fresh.discard(room.name)  # loaded empty, never edited: nothing was created
+
     async def on_delete(self, room: str) -> None:
         self._updated.pop(room, None)
         self._fresh.discard(room)
@@ -211,6 +215,9 @@ class WebhooksExtension(Extension):
         body = orjson.dumps(
             {"type": event.type, "timestamp": stamp, "data": {"room": event.room, **event.data}}
         ).decode()
+        if len(self._rows) >= _MAX_WAITING:  # the store is failing: bounded, oldest dropped
+            log.error("webhook outbox unreachable: dropping the oldest waiting events")
+            del self._rows[: len(self._rows) // 10]
         for endpoint in wanting:
             self._rows.append((message_id, endpoint.id, event.room, event.type, body, event.at))
         self._wake.set()
