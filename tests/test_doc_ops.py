@@ -121,3 +121,53 @@ def test_one_bad_operation_refuses_the_list_and_changes_nothing(
 def test_a_body_that_is_no_operation_list_is_refused(body: Any) -> None:
     with pytest.raises(OpError):
         ops_update(document(), body)
+
+
+@pytest.mark.parametrize(
+    ("op", "message"),
+    [
+        ({"op": "set", "root": "m", "key": "k"}, "value is missing"),
+        ({"op": "set", "root": "m", "key": 1, "value": 1}, "key must be a string"),
+        ({"op": "set", "root": "m", "key": "k", "value": float("inf")}, "NaN"),
+        ({"op": "set", "root": "m", "key": "k", "value": {1, 2}}, "not a JSON value"),
+        ({"op": "set", "root": "m", "key": "k", "value": [[[[[]]]]]}, None),
+        ({"op": "delete", "root": "t", "index": 0, "length": 0}, "length must be"),
+        ({"op": "insert", "root": "t", "index": 0, "text": "x", "attributes": 1}, "attributes"),
+        ({"op": "insert", "root": "t", "index": 0}, "insert needs"),
+        ({"op": "insert", "root": "x", "index": 0, "nodes": [1]}, "an XML node"),
+        (
+            {"op": "insert", "root": "x", "index": 0, "nodes": [{"tag": "p", "children": 1}]},
+            "children",
+        ),
+        ({"op": "replace", "root": "m"}, "value is missing"),
+        ({"op": "replace", "root": "n", "value": 1}, "value must be"),
+        ({"op": "replace", "root": "n", "type": "blob", "value": 1}, "type must be"),
+        ({"op": "replace", "root": "x", "type": "xml", "value": "p"}, "list of nodes"),
+        ({"op": "replace", "root": "m", "type": "map", "value": []}, "a map root's value"),
+    ],
+)
+def test_each_malformed_field_is_named(op: dict[str, Any], message: str | None) -> None:
+    doc = document()
+    if message is None:  # nesting within the bound is fine
+        doc.apply_update(ops_update(doc, {"ops": [op]}))
+        return
+    with pytest.raises(OpError, match=message):
+        ops_update(doc, {"ops": [op]})
+
+
+def test_deep_values_and_deletes_in_text_arrays_and_xml() -> None:
+    deep: Any = 1
+    for _ in range(70):
+        deep = [deep]
+    with pytest.raises(OpError, match="deeper"):
+        ops_update(document(), {"ops": [{"op": "set", "root": "m", "key": "k", "value": deep}]})
+    doc = document()
+    content = applied(
+        doc,
+        {"op": "delete", "root": "x", "index": 0},
+        {"op": "delete", "root": "t", "index": 1, "length": 2},
+        {"op": "insert", "root": "t", "index": 0, "text": "b", "attributes": {"bold": True}},
+    )
+    assert content["x"] == [] and content["t"] == "bhlo"
+    formatted = render(doc)["content"]["t"]
+    assert formatted == "bhlo"

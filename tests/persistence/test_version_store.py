@@ -78,3 +78,24 @@ def test_versions_page_newest_first_prune_only_automatic_ones_and_archive(store_
             await store.close()
 
     run(main())
+
+
+def test_tombstones_expire_and_a_seed_is_claimed_once_until_cleared(store_url: str) -> None:
+    async def main() -> None:
+        store: Any = MemoryStore() if store_url == "memory://" else await open_store(store_url)
+        try:
+            stones = store.tombstones
+            assert await stones.until(ROOM) is None
+            await stones.put(ROOM, 10.0, 20.0)
+            await stones.put(ROOM, 11.0, 30.0)  # deleted again: the later tombstone
+            assert await stones.until(ROOM) == 30.0
+            await stones.clear(ROOM)
+            assert await stones.until(ROOM) is None
+            assert await stones.claim_seed(ROOM, 1.0)
+            assert not await stones.claim_seed(ROOM, 2.0)
+            await stones.clear_seed(ROOM)
+            assert await stones.claim_seed(ROOM, 3.0)
+        finally:
+            await store.close()
+
+    run(main())
