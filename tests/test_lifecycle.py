@@ -39,6 +39,7 @@ def two_nodes(tmp_path: Path) -> Iterator[tuple[list[YsyncProcess], Path]]:
 
 def rows_of(db: Path, room: str) -> dict[str, int]:
     tables = {"rooms": "name", "updates": "room", "snapshots": "room", "ysync_versions": "room"}
+    tables |= {"ysync_webhook_outbox": "room", "ysync_seeded": "room"}
     tables.update({table: "room" for table in ROOM_TABLES})
     with sqlite3.connect(db) as conn:
         return {
