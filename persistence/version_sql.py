@@ -119,6 +119,14 @@ def prune(room: str, keep: int, older_than: float | None) -> Operation[int]:
     return len(doomed)
 
 
+def delete(room: str, version_id: str) -> Operation[bool]:
+    found = yield Query(
+        "SELECT id FROM ysync_versions WHERE room = ? AND id = ?", (room, version_id)
+    )
+    yield Query("DELETE FROM ysync_versions WHERE room = ? AND id = ?", (room, version_id))
+    return bool(found)
+
+
 def delete_room(room: str) -> Operation[None]:
     for table in ROOM_TABLES:
         yield Query(f"DELETE FROM {table} WHERE room = ?", (room,))
@@ -182,6 +190,9 @@ class SqlVersions:
 
     async def prune(self, room: str, keep: int, older_than: float | None) -> int:
         return await self._run(prune(room, keep, older_than), True)
+
+    async def delete(self, room: str, version_id: str) -> bool:
+        return await self._run(delete(room, version_id), True)
 
     async def delete_room(self, room: str) -> None:
         await self._run(delete_room(room), True)

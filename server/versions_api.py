@@ -1,6 +1,6 @@
 """`/api/rooms/{room}/versions...`: list, create, read, compare and restore versions.
 
-Viewers list, read and compare; editors create and restore. The author is the
+Viewers list, read and compare; editors create and restore; owners delete. The author is the
 caller's identity. Shapes: `Version.summary()` (a version), `ysync.rooms.doc_diff`
 (a diff), `ysync.rooms.doc_render` (a version's content). See docs/versions.md.
 """
@@ -244,11 +244,31 @@ async def restore_version(request: Request) -> Response:
     )
 
 
+@operation(
+    "Delete a version (owner): the only way a named version goes",
+    tag="versions",
+    parameters=[ROOM, VERSION_ID],
+    responses={200: json_response("Deleted", {"type": "object"})},
+    errors=(400, 401, 403, 404, 503),
+)
+async def delete_version(request: Request) -> Response:
+    versions, room, _ = await _versions(request, Role.OWNER)
+    version_id = str(request.path_params["versionId"])
+    try:
+        deleted = await versions.store.delete(room, version_id)
+    except StoreError:
+        raise Refused(CloseCode.TRY_AGAIN_LATER, "the version store is unavailable") from None
+    if not deleted:
+        raise ApiError(404, "version_not_found", f"no version {version_id[:70]!r} in this room")
+    return JSONResponse({"deleted": version_id})
+
+
 _BASE = "/api/rooms/{room}/versions"
 routes = [
     Route(_BASE, list_versions, methods=["GET"]),
     Route(_BASE, create_version, methods=["POST"]),
     Route(_BASE + "/{versionId}", get_version, methods=["GET"]),
+    Route(_BASE + "/{versionId}", delete_version, methods=["DELETE"]),
     Route(_BASE + "/{versionId}/diff/{other}", diff_versions, methods=["GET"]),
     Route(_BASE + "/{versionId}/restore", restore_version, methods=["POST"]),
 ]

@@ -171,6 +171,11 @@ def test_refusals_name_the_problem_and_a_viewer_cannot_restore() -> None:
             == "bad_cursor"
         )
         assert api.post(f"{VERSIONS}/v_nothing/restore", headers=editor).status_code == 404
+        owner = {"authorization": "Bearer " + tk.token("ow", {ROOM: "owner"})}
+        assert api.delete(f"{VERSIONS}/{vid}", headers=editor).status_code == 403
+        assert api.delete(f"{VERSIONS}/{vid}", headers=owner).status_code == 200
+        assert api.get(VERSIONS, headers=viewer).json()["versions"] == []
+        assert api.delete(f"{VERSIONS}/{vid}", headers=owner).status_code == 404
 
 
 def test_a_room_that_changed_gets_an_automatic_version_and_an_idle_one_none() -> None:

@@ -66,6 +66,8 @@ def test_versions_page_newest_first_prune_only_automatic_ones_and_archive(store_
             kept = (await store.versions.page(ROOM, None, 10)).versions
             assert [(v.created_at, v.kind) for v in kept] == [(5.0, "auto"), (1.0, "named")]
 
+            assert await store.versions.delete(ROOM, kept[1].id)
+            assert not await store.versions.delete(ROOM, kept[1].id)
             await store.versions.delete_room(ROOM)
             assert (await store.versions.page(ROOM, None, 10)).versions == []
             assert len((await store.versions.page("other", None, 10)).versions) == 1
