@@ -21,7 +21,7 @@ comments (`threads`, `thread`, `create_thread`, `reply`, `edit_comment`,
 `follow_thread`, `notifications`, `read_notification`, `read_all_notifications`;
 `comment_events(room)` follows them live), the document (`get_doc`, `state_vector`,
 `apply_update`, `apply_ops`), versions (`versions`, `version`, `create_version`, `diff`,
-`restore`) and the room's lifecycle (`delete_room`, `export`, `import_`; docs/http-api.md,
+`restore`, `delete_version`) and the room's lifecycle (`delete_room`, `export`, `import_`; docs/http-api.md,
 docs/versions.md). Comment bodies may be given as a
 `str` (plain text) or as the rich-text JSON. With `--auth jwt` the room endpoints
 need a token for the room, the node-wide ones an owner token on `"*"`.
@@ -375,6 +375,10 @@ class Endpoints:
         return (yield from _json(Call("GET", path)))
 
     @staticmethod
+    def delete_version(room: str, version_id: str) -> Exchange[Any]:
+        return (yield from _json(Call("DELETE", _version_path(room, version_id))))
+
+    @staticmethod
     def restore(room: str, version_id: str) -> Exchange[Any]:
         return (yield from _json(Call("POST", _version_path(room, version_id, "restore"))))
 
@@ -571,6 +575,9 @@ class Client:
     def restore(self, room: str, version_id: str) -> Any:
         return self._drive(Endpoints.restore(room, version_id))
 
+    def delete_version(self, room: str, version_id: str) -> Any:
+        return self._drive(Endpoints.delete_version(room, version_id))
+
     def delete_room(self, room: str) -> Any:
         return self._drive(Endpoints.delete_room(room))
 
@@ -748,6 +755,9 @@ class AsyncClient:
 
     async def restore(self, room: str, version_id: str) -> Any:
         return await self._drive(Endpoints.restore(room, version_id))
+
+    async def delete_version(self, room: str, version_id: str) -> Any:
+        return await self._drive(Endpoints.delete_version(room, version_id))
 
     async def delete_room(self, room: str) -> Any:
         return await self._drive(Endpoints.delete_room(room))

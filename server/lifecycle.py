@@ -30,7 +30,7 @@ from ysync.persistence.tombstone_sql import SqlTombstones
 from ysync.presence.events import Event
 from ysync.rooms.extensions import Extension
 from ysync.rooms.hooks import ConnectionRequest
-from ysync.rooms.protocols import Envelope
+from ysync.rooms.protocols import Envelope, StoreError
 from ysync.rooms.vocabulary import CloseCode, EnvelopeKind, Refusal, Refused
 from ysync.server.doc_api import apply, opened
 from ysync.server.routing import ApiError
@@ -71,7 +71,13 @@ class RoomLifecycle(Extension):
             await node.bus.subscribe(_TOPIC, self._on_envelope)
 
     async def on_connect(self, request: ConnectionRequest) -> None:
-        if await self.tombstoned(request.room):
+        try:
+            deleted = await self.tombstoned(request.room)
+        except StoreError:
+            # A store outage must not refuse every client of a loaded room: serve, don't guess.
+            log.warning("tombstone of %s unreadable: admitting", request.room, exc_info=True)
+            return
+        if deleted:
             raise Refused(DELETED)
 
     def routes(self) -> Sequence[Any]:

@@ -39,6 +39,10 @@ def test_the_sdk_reads_edits_versions_restores_exports_and_deletes(server: Ysync
         api.restore(room, v1["id"])
         assert api.get_doc(room)["content"] == {"t": "one two"}
 
+        extra = api.create_version(room, "to delete")
+        api.delete_version(room, extra["id"])
+        assert extra["id"] not in {v["id"] for v in api.versions(room)["versions"]}
+
         archive = api.export(room)
         api.import_("sdk/copy", archive)
         assert api.get_doc("sdk/copy")["content"] == {"t": "one two"}
