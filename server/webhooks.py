@@ -3,8 +3,9 @@
 Events come from the node's event hub (`EventHub.sinks`: each event once,
 cluster-wide, on the node where it happened): `room.created` (a room's first
 edit; the same id on every node, so it is stored once), `room.updated` (at most
-once per room per `--webhook-debounce` on each node that accepted edits, with
-the state vector), `room.deleted`, `version.created`, `version.restored`, and
+once per room per `--webhook-debounce` window of wall-clock time: nodes that
+accepted edits in the same window report it under one id, stored once; with the
+state vector), `room.deleted`, `version.created`, `version.restored`, and
 the comment events. Each becomes one outbox row per endpoint that wants it
 (`ysync.persistence.webhook_sql`), written in the background: the WebSocket
 path only appends to a list. Every node runs a delivery worker that claims due
@@ -91,6 +92,18 @@ def static_id(url: str) -> str:
 def backoff(attempts: int) -> float:
     """Seconds before the next attempt after `attempts` failed ones (1, 2, 4, ... s, +-20%)."""
     return min(float(2 ** (attempts - 1)), _MAX_BACKOFF) * random.uniform(0.8, 1.2)
+
+
+def _message_id(event: Event) -> str:
+    """The `webhook-id`. Events several nodes may report share one, so the outbox keeps
+    one: a room's creation, and its `room.updated` of one debounce window."""
+    if event.type == "room.created":
+        key = f"created\x00{event.room}"
+    elif event.type == "room.updated" and "window" in event.data:
+        key = f"updated\x00{event.room}\x00{event.data['window']}"
+    else:
+        return "msg_" + secrets.token_urlsafe(18)
+    return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 class WebhooksExtension(Extension):
@@ -246,9 +259,10 @@ class WebhooksExtension(Extension):
         while True:
             await asyncio.sleep(self.debounce)
             updated, self._updated = self._updated, {}
+            window = int(time.time() // self.debounce)
             for name, editors in updated.items():
                 room = self.node.registry.rooms.get(name)
-                data: dict[str, Any] = {"users": sorted(editors)}
+                data: dict[str, Any] = {"users": sorted(editors), "window": window}
                 if room is not None:
                     data["state_vector"] = base64.b64encode(room.doc.get_state()).decode()
                 self.node.events.publish(Event("room.updated", name, data))

@@ -215,3 +215,16 @@ def test_a_hanging_receiver_does_not_hold_up_edits() -> None:
                 assert not receiver.release.is_set()  # all of it while the receiver hung
 
         run(main())
+
+
+def test_events_several_nodes_report_share_one_message_id() -> None:
+    from ysync.presence.events import Event
+    from ysync.server.webhooks import _message_id
+
+    created = [_message_id(Event("room.created", "r", {})) for _ in range(2)]
+    assert created[0] == created[1] != _message_id(Event("room.created", "other", {}))
+    same = {_message_id(Event("room.updated", "r", {"window": 7, "users": [u]})) for u in "ab"}
+    assert len(same) == 1
+    assert same != {_message_id(Event("room.updated", "r", {"window": 8}))}
+    versions = {_message_id(Event("version.created", "r", {"id": "v"})) for _ in range(2)}
+    assert len(versions) == 2  # each its own event
