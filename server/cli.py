@@ -22,6 +22,7 @@ from ysync.server import status as status_command
 from ysync.server.app import create_app
 from ysync.server.auth import JwtVerifier
 from ysync.server.logs import configure
+from ysync.server.seeding import read_seed
 from ysync.server.settings import Settings
 from ysync.server.ws_protocol import YsyncWebSocketProtocol
 
@@ -68,6 +69,8 @@ def _check_supported(settings: Settings) -> None:
     if settings.auth == "jwt":
         # Settings.validated() refused a missing key; this reads and checks it.
         JwtVerifier.from_settings(settings)
+    if settings.seed_document:
+        read_seed(settings.seed_document)  # a ValueError naming the file's problem
 
 
 def serve(settings: Settings) -> int:

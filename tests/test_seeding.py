@@ -113,3 +113,28 @@ def test_a_binary_seed_is_taken_as_is_and_a_bad_file_is_named(tmp_path: Path) ->
         read_seed(str(tmp_path / "list.json"))
     with pytest.raises(ValueError, match="missing"):
         read_seed(str(tmp_path / "missing"))
+
+
+def test_serve_refuses_a_bad_seed_file_with_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "seed.json"
+    bad.write_text("[1]")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ysync",
+            "serve",
+            "--store",
+            "memory://",
+            "--seed-document",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"ysync: error: --seed-document {bad}: a JSON seed is an object"
