@@ -23,11 +23,11 @@ from typing import Any, TextIO
 from pycrdt import Array, ArrayEvent, Map, MapEvent, Text, TextEvent, TransactionEvent
 
 from ysync.clients.awareness import AwarenessChange
-from ysync.clients.content import apply_json, describe, doc_to_json, root_kinds
 from ysync.clients.errors import ClientError
 from ysync.clients.events import map_changes, sequence_delta
 from ysync.clients.session import Session, Status, StatusEvent, connect
 from ysync.rooms.codec import decode_state_vector
+from ysync.rooms.content import apply_json, describe, doc_to_json, root_kinds
 
 DEFAULT_URL = "ws://127.0.0.1:1234"
 COMMANDS = ("doc", "watch")

@@ -19,13 +19,17 @@ yields the `Call` it needs and gets the response back); `Client` and
 comments (`threads`, `thread`, `create_thread`, `reply`, `edit_comment`,
 `delete_comment`, `react`, `unreact`, `resolve`, `update_thread`, `delete_thread`,
 `follow_thread`, `notifications`, `read_notification`, `read_all_notifications`;
-`comment_events(room)` follows them live). Comment bodies may be given as a
+`comment_events(room)` follows them live), the document (`get_doc`, `state_vector`,
+`apply_update`, `apply_ops`), versions (`versions`, `version`, `create_version`, `diff`,
+`restore`, `delete_version`) and the room's lifecycle (`delete_room`, `export`, `import_`; docs/http-api.md,
+docs/versions.md). Comment bodies may be given as a
 `str` (plain text) or as the rich-text JSON. With `--auth jwt` the room endpoints
 need a token for the room, the node-wide ones an owner token on `"*"`.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -315,6 +319,95 @@ class Endpoints:
         tail = "read-all" if notification_id is None else f"{quote(notification_id, safe='')}/read"
         return (yield from _json(Call("POST", "/api/users/me/notifications/" + tail)))
 
+    # -- the document, versions, lifecycle (docs/http-api.md, docs/versions.md) ------------
+
+    @staticmethod
+    def get_doc(
+        room: str, *, format: str = "json", state_vector: bytes | None = None
+    ) -> Exchange[Any]:
+        """`{"types", "content", "state_vector"}` (format json or html), or with
+        format="update" the binary Yjs update (only what `state_vector` lacks)."""
+        params: dict[str, str] = {"format": format}
+        if state_vector is not None:
+            params["stateVector"] = base64.b64encode(state_vector).decode()
+        call = Call("GET", room_path(room, "doc"), params=params)
+        if format != "update":
+            return (yield from _json(call))
+        return (yield from _bytes(call))
+
+    @staticmethod
+    def state_vector(room: str) -> Exchange[bytes]:
+        body = yield from _json(Call("GET", room_path(room, "state-vector")))
+        return base64.b64decode(body["state_vector"])
+
+    @staticmethod
+    def apply_update(room: str, update: bytes) -> Exchange[bytes]:
+        """Apply a binary Yjs update; returns the document's new state vector."""
+        call = Call("POST", room_path(room, "doc"), content=update, headers=_OCTETS)
+        return base64.b64decode((yield from _json(call))["state_vector"])
+
+    @staticmethod
+    def apply_ops(room: str, ops: Any) -> Exchange[bytes]:
+        """Apply JSON operations, all or nothing; returns the new state vector."""
+        call = Call("POST", room_path(room, "doc"), json={"ops": list(ops)})
+        return base64.b64decode((yield from _json(call))["state_vector"])
+
+    @staticmethod
+    def versions(room: str, *, cursor: str | None = None, limit: int = 20) -> Exchange[Any]:
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return (yield from _json(Call("GET", room_path(room, "versions"), params=params)))
+
+    @staticmethod
+    def version(room: str, version_id: str, *, format: str = "json") -> Exchange[Any]:
+        call = Call("GET", _version_path(room, version_id), params={"format": format})
+        if format != "update":
+            return (yield from _json(call))
+        return (yield from _bytes(call))
+
+    @staticmethod
+    def create_version(room: str, name: str, description: str = "") -> Exchange[Any]:
+        body = {"name": name, "description": description}
+        return (yield from _json(Call("POST", room_path(room, "versions"), json=body)))
+
+    @staticmethod
+    def diff(room: str, a: str, b: str = "current") -> Exchange[Any]:
+        path = _version_path(room, a, "diff", quote(b, safe=""))
+        return (yield from _json(Call("GET", path)))
+
+    @staticmethod
+    def delete_version(room: str, version_id: str) -> Exchange[Any]:
+        return (yield from _json(Call("DELETE", _version_path(room, version_id))))
+
+    @staticmethod
+    def restore(room: str, version_id: str) -> Exchange[Any]:
+        return (yield from _json(Call("POST", _version_path(room, version_id, "restore"))))
+
+    @staticmethod
+    def delete_room(room: str) -> Exchange[Any]:
+        return (yield from _json(Call("DELETE", room_path(room))))
+
+    @staticmethod
+    def export(room: str) -> Exchange[Any]:
+        return (yield from _json(Call("GET", room_path(room, "export"))))
+
+    @staticmethod
+    def import_(room: str, archive: Any) -> Exchange[Any]:
+        return (yield from _json(Call("POST", room_path(room, "import"), json=archive)))
+
+
+_OCTETS = {"content-type": "application/octet-stream"}
+
+
+def _version_path(room: str, version_id: str, *rest: str) -> str:
+    return room_path(room, "versions", quote(version_id, safe=""), *rest)
+
+
+def _bytes(call: Call) -> Exchange[bytes]:
+    response = yield call
+    if not response.is_success:
+        _body(response)  # raises HTTPError
+    return response.content
+
 
 def _request(call: Call) -> dict[str, Any]:
     return {
@@ -452,6 +545,48 @@ class Client:
         except httpx.TransportError as exc:
             raise ConnectError(f"cannot reach {self.base_url}: {exc}") from exc
 
+    # -- the document, versions, lifecycle ----------------------------------------------
+
+    def get_doc(self, room: str, *, format: str = "json", state_vector: bytes | None = None) -> Any:
+        """The document as JSON (`format` json/html), or the Yjs update (format="update")."""
+        return self._drive(Endpoints.get_doc(room, format=format, state_vector=state_vector))
+
+    def state_vector(self, room: str) -> bytes:
+        return self._drive(Endpoints.state_vector(room))
+
+    def apply_update(self, room: str, update: bytes) -> bytes:
+        return self._drive(Endpoints.apply_update(room, update))
+
+    def apply_ops(self, room: str, ops: Any) -> bytes:
+        return self._drive(Endpoints.apply_ops(room, ops))
+
+    def versions(self, room: str, *, cursor: str | None = None, limit: int = 20) -> Any:
+        return self._drive(Endpoints.versions(room, cursor=cursor, limit=limit))
+
+    def version(self, room: str, version_id: str, *, format: str = "json") -> Any:
+        return self._drive(Endpoints.version(room, version_id, format=format))
+
+    def create_version(self, room: str, name: str, description: str = "") -> Any:
+        return self._drive(Endpoints.create_version(room, name, description))
+
+    def diff(self, room: str, a: str, b: str = "current") -> Any:
+        return self._drive(Endpoints.diff(room, a, b))
+
+    def restore(self, room: str, version_id: str) -> Any:
+        return self._drive(Endpoints.restore(room, version_id))
+
+    def delete_version(self, room: str, version_id: str) -> Any:
+        return self._drive(Endpoints.delete_version(room, version_id))
+
+    def delete_room(self, room: str) -> Any:
+        return self._drive(Endpoints.delete_room(room))
+
+    def export(self, room: str) -> Any:
+        return self._drive(Endpoints.export(room))
+
+    def import_(self, room: str, archive: Any) -> Any:
+        return self._drive(Endpoints.import_(room, archive))
+
     def close(self) -> None:
         self._http.close()
 
@@ -588,6 +723,50 @@ class AsyncClient:
                         yield event
         except httpx.TransportError as exc:
             raise ConnectError(f"cannot reach {self.base_url}: {exc}") from exc
+
+    # -- the document, versions, lifecycle ----------------------------------------------
+
+    async def get_doc(
+        self, room: str, *, format: str = "json", state_vector: bytes | None = None
+    ) -> Any:
+        """The document as JSON (`format` json/html), or the Yjs update (format="update")."""
+        return await self._drive(Endpoints.get_doc(room, format=format, state_vector=state_vector))
+
+    async def state_vector(self, room: str) -> bytes:
+        return await self._drive(Endpoints.state_vector(room))
+
+    async def apply_update(self, room: str, update: bytes) -> bytes:
+        return await self._drive(Endpoints.apply_update(room, update))
+
+    async def apply_ops(self, room: str, ops: Any) -> bytes:
+        return await self._drive(Endpoints.apply_ops(room, ops))
+
+    async def versions(self, room: str, *, cursor: str | None = None, limit: int = 20) -> Any:
+        return await self._drive(Endpoints.versions(room, cursor=cursor, limit=limit))
+
+    async def version(self, room: str, version_id: str, *, format: str = "json") -> Any:
+        return await self._drive(Endpoints.version(room, version_id, format=format))
+
+    async def create_version(self, room: str, name: str, description: str = "") -> Any:
+        return await self._drive(Endpoints.create_version(room, name, description))
+
+    async def diff(self, room: str, a: str, b: str = "current") -> Any:
+        return await self._drive(Endpoints.diff(room, a, b))
+
+    async def restore(self, room: str, version_id: str) -> Any:
+        return await self._drive(Endpoints.restore(room, version_id))
+
+    async def delete_version(self, room: str, version_id: str) -> Any:
+        return await self._drive(Endpoints.delete_version(room, version_id))
+
+    async def delete_room(self, room: str) -> Any:
+        return await self._drive(Endpoints.delete_room(room))
+
+    async def export(self, room: str) -> Any:
+        return await self._drive(Endpoints.export(room))
+
+    async def import_(self, room: str, archive: Any) -> Any:
+        return await self._drive(Endpoints.import_(room, archive))
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -144,6 +144,7 @@ class Query:
     args: Sequence[Any] = ()
     many: bool = False
     lock: bool = False
+    skip_locked: bool = False  # with `lock`: PostgreSQL skips rows another transaction locked
 
 
 Rows = list[Sequence[Any]]
@@ -184,11 +185,13 @@ def run_sqlite(connection: Any, query: Query) -> Rows:
 
 
 @lru_cache(maxsize=512)
-def postgres_sql(sql: str, lock: bool) -> str:
+def postgres_sql(sql: str, lock: bool, skip_locked: bool = False) -> str:
     """`?` placeholders as `$1, $2, ...` (no `?` appears in this module's SQL otherwise)."""
     numbers = iter(range(1, 10_000))
     text = re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
-    return text + " FOR UPDATE" if lock else text
+    if not lock:
+        return text
+    return text + (" FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE")
 
 
 # -- rows <-> the model ----------------------------------------------------------------------

@@ -8,6 +8,8 @@ Schema (tables prefixed `ysync_`, so the database can be shared):
 - `ysync_snapshots(room, data, updated_at)`: the merged document.
 - `ysync_schema_version(version, applied_at)`: applied migrations.
 - version 2: comment threads and notifications (`ysync.persistence.comment_sql`).
+- version 3: versions, room tombstones and seed claims, webhooks (`ysync.persistence.version_sql`,
+  `tombstone_sql`, `webhook_sql`).
 
 A room's content is its snapshot plus *all* its remaining log rows. Identity
 values are handed out before commit, so a row with a smaller id may commit
@@ -26,7 +28,7 @@ from urllib.parse import urlsplit
 
 import asyncpg  # no stubs shipped: see [tool.mypy.overrides]
 
-from ysync.persistence import comment_sql
+from ysync.persistence import comment_sql, tombstone_sql, version_sql, webhook_sql
 from ysync.persistence.comment_sql import Operation, Query, Rows, SqlComments
 from ysync.persistence.merge import merge
 from ysync.rooms.protocols import RoomInfo, StoreError
@@ -54,6 +56,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
     ),
     comment_sql.MIGRATION,  # 2: comment threads, notifications (shared with SQLite)
+    (
+        *version_sql.MIGRATION,
+        *tombstone_sql.MIGRATION,
+        *webhook_sql.MIGRATION,
+    ),  # 3: versions, tombstones and seed claims, webhooks (shared with SQLite)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -94,6 +101,12 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         #: The `CommentStore` of this database (`ysync.persistence.comment_sql`).
         self.comments = SqlComments(self._transact)
+        #: The versions of every room (`ysync.persistence.version_sql`).
+        self.versions = version_sql.SqlVersions(self._transact)
+        #: Deleted rooms' tombstones (`ysync.persistence.tombstone_sql`).
+        self.tombstones = tombstone_sql.SqlTombstones(self._transact)
+        #: Webhook endpoints and outbox (`ysync.persistence.webhook_sql`).
+        self.webhooks = webhook_sql.SqlWebhooks(self._transact)
 
     def describe(self) -> str:
         return f"PostgreSQL {redact(self.dsn)} (pool {self.min_size}..{self.max_size})"
@@ -223,7 +236,7 @@ class PostgresStore:
             async with self._open_pool().acquire() as conn, conn.transaction():
 
                 async def run(query: Query) -> Rows:
-                    sql = comment_sql.postgres_sql(query.sql, query.lock)
+                    sql = comment_sql.postgres_sql(query.sql, query.lock, query.skip_locked)
                     if query.many:
                         await conn.executemany(sql, query.args)
                         return []

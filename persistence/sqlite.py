@@ -15,6 +15,8 @@ Schema (version 2, in `PRAGMA user_version`):
 - `snapshots(room, seq, data)`: the merged document; it holds every update of
   the room with `seq <= snapshots.seq`, except log rows compaction kept.
 - version 2: comment threads and notifications (`ysync.persistence.comment_sql`).
+- version 3: versions, room tombstones and seed claims, webhooks (`ysync.persistence.version_sql`,
+  `tombstone_sql`, `webhook_sql`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from ysync.persistence import comment_sql
+from ysync.persistence import comment_sql, tombstone_sql, version_sql, webhook_sql
 from ysync.persistence.comment_sql import Operation, SqlComments
 from ysync.persistence.merge import Merged, merge
 from ysync.rooms.protocols import RoomInfo, StoreError
@@ -60,6 +62,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
     ),
     comment_sql.MIGRATION,  # 2: comment threads, notifications (shared with PostgreSQL)
+    (
+        *version_sql.MIGRATION,
+        *tombstone_sql.MIGRATION,
+        *webhook_sql.MIGRATION,
+    ),  # 3: versions, tombstones and seed claims, webhooks (shared with PostgreSQL)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -88,6 +95,12 @@ class SQLiteStore:
         self._executor: ThreadPoolExecutor | None = None
         #: The `CommentStore` of this file (`ysync.persistence.comment_sql`).
         self.comments = SqlComments(self._transact)
+        #: The versions of every room (`ysync.persistence.version_sql`).
+        self.versions = version_sql.SqlVersions(self._transact)
+        #: Deleted rooms' tombstones (`ysync.persistence.tombstone_sql`).
+        self.tombstones = tombstone_sql.SqlTombstones(self._transact)
+        #: Webhook endpoints and outbox (`ysync.persistence.webhook_sql`).
+        self.webhooks = webhook_sql.SqlWebhooks(self._transact)
 
     def describe(self) -> str:
         return f"SQLite {self.path.absolute()} (WAL, synchronous=FULL)"

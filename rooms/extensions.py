@@ -129,6 +129,11 @@ class Extension:
     async def on_delete(self, room: str) -> None:
         """`room` is being deleted (e.g. GDPR): delete everything you keep of it."""
 
+    async def seed_document(self, room: str) -> bytes | None:
+        """The initial content of a room being created (a Yjs update), or None.
+        Applied once cluster-wide, by the server (see `ysync.server.seeding`)."""
+        return None
+
     async def on_export(self, room: str) -> Mapping[str, Any] | None:
         """Your part of `room`'s export archive (JSON-able), under your `name`; None: nothing."""
         return None
@@ -191,6 +196,7 @@ class Extensions:
         self._shutdown = self._defining("on_shutdown")
         self._start = self._defining("on_start")
         self._delete = self._defining("on_delete")
+        self._seed = self._defining("seed_document")
         self._export = self._defining("on_export")
         self._import = self._defining("on_import")
         self._user_role = self._defining("user_role")
@@ -304,6 +310,14 @@ class Extensions:
         for extension in self._delete:
             await extension.on_delete(room)
 
+    async def seed(self, room: str) -> bytes | None:
+        """The first initial content an extension gives for `room`, or None."""
+        for extension in self._seed:
+            seed = await extension.seed_document(room)
+            if seed is not None:
+                return seed
+        return None
+
     async def export(self, room: str) -> dict[str, Mapping[str, Any]]:
         """Each extension's part of `room`'s archive, by extension name."""
         parts: dict[str, Mapping[str, Any]] = {}
@@ -404,6 +418,9 @@ class HooksExtension(Extension):
 
     async def on_load_document(self, room: Room) -> None:
         await self.hooks.load_document(room.name, room.doc)
+
+    async def seed_document(self, room: str) -> bytes | None:
+        return await self.hooks.seed_document(room)
 
     def on_change(self, room: Room, update: bytes, origin: Origin) -> None:
         self.hooks.on_change(room.name, update, origin_label(origin))

@@ -119,6 +119,12 @@ class Hooks:
         sees it. Create initial content here (once, on the server: clients that
         each seed content would duplicate it); it is stored like any edit."""
 
+    async def seed_document(self, room: str) -> bytes | None:
+        """The initial content of `room` when it is first created (a Yjs update), or
+        None. Applied by the server exactly once cluster-wide, however many clients
+        on however many nodes join at the same moment (`--seed-document` wins)."""
+        return None
+
     def on_change(self, room: str, update: bytes, origin: str) -> None:
         """Called synchronously for every change to a loaded room's document.
         `origin` is "client", "bus" or "server". Keep it fast; never raises into ysync."""

@@ -98,6 +98,14 @@ class RoomRegistry:
             for room in list(self.rooms.values()):
                 room.expire_awareness(now)
 
+    async def drop(self, name: str) -> None:
+        """Unload room `name` now, whoever is in it, committing its queued updates
+        (a deleted room: its clients were closed first)."""
+        timer = self._unload_timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+        await self._unload(name, force=True)
+
     # -- internals -------------------------------------------------------------------
 
     async def _load(self, name: str) -> Room:

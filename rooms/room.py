@@ -148,7 +148,7 @@ class Room:
             if state.read_only:
                 peer.send(codec.permission_denied(READ_ONLY.reason))
                 return READ_ONLY
-            refusal = self._edit_refusal(len(message.update))
+            refusal = self.edit_refusal(len(message.update))
             if refusal is not None:
                 # The client keeps the edit (and re-sends it in the sync handshake
                 # when it reconnects): refused, never dropped.
@@ -169,7 +169,8 @@ class Room:
         # codec.Auth from a client carries nothing the room acts on.
         return None
 
-    def _edit_refusal(self, update_size: int) -> Refusal | None:
+    def edit_refusal(self, update_size: int) -> Refusal | None:
+        """Why an edit of `update_size` bytes must be refused now (size limit, store backlog), or None."""
         limit = self.config.max_document_bytes
         if limit and self._outgrows_limit(update_size):
             # Its edits stay in the client; it must not reconnect and retry (44xx).

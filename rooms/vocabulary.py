@@ -30,6 +30,7 @@ class CloseCode(IntEnum):
     MALFORMED = 4400  # a message that is not valid y-websocket; the reason says what
     UNAUTHORIZED = 4401  # token missing, invalid or expired: fetch a new token, reconnect
     FORBIDDEN = 4403  # no grant for this room, or a browser Origin not allowed
+    ROOM_DELETED = 4410  # the room was deleted (and is tombstoned): do not reconnect
     TOO_LARGE = 4413  # a message or the document over its size limit
     OVER_CAPACITY = 4503  # room or node full, or the store backlog full: retry with backoff
     SLOW_CONSUMER = 4508  # its send buffer filled: it may reconnect at once
@@ -70,6 +71,7 @@ _HTTP_STATUS: dict[int, int] = {
     CloseCode.MALFORMED: 400,
     CloseCode.UNAUTHORIZED: 401,
     CloseCode.FORBIDDEN: 403,
+    CloseCode.ROOM_DELETED: 410,
     CloseCode.TOO_LARGE: 413,
     CloseCode.RATE_LIMITED: 429,
     CloseCode.OVER_CAPACITY: 503,

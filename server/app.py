@@ -37,19 +37,23 @@ from ysync.rooms.registry import RoomRegistry
 from ysync.rooms.replication import Replicator
 from ysync.rooms.room import RoomConfig
 from ysync.rooms.vocabulary import CloseCode, Refusal
-from ysync.server import broadcast_api, events_api, gc_tuning, http_api, openapi
+from ysync.server import broadcast_api, doc_api, events_api, gc_tuning, http_api, openapi
 from ysync.server.audit import AuditExtension
 from ysync.server.auth import auth_extensions
 from ysync.server.comments import CommentsExtension
 from ysync.server.demo import DemoExtension
 from ysync.server.drain import RESTART, Drain
 from ysync.server.hocuspocus import HocuspocusEndpoint, HocuspocusLimits
+from ysync.server.lifecycle import RoomLifecycle
 from ysync.server.limits import Limits, LimitsExtension
 from ysync.server.logs import configure as configure_logs
 from ysync.server.metrics import Metrics, MetricsExtension
 from ysync.server.routing import RoomPaths, exception_handlers
+from ysync.server.seeding import SeedOnce
 from ysync.server.settings import Settings
 from ysync.server.transport import WebSocketEndpoint
+from ysync.server.versions import VersionsExtension
+from ysync.server.webhooks import WebhooksExtension
 
 log = logging.getLogger("ysync.server")
 
@@ -180,6 +184,20 @@ def create_app(
             max_comment_bytes=settings.max_comment_bytes,
             max_metadata_bytes=settings.max_metadata_bytes,
         ),
+        RoomLifecycle(tombstone_days=settings.tombstone_days),
+        SeedOnce(settings.seed_document),
+        VersionsExtension(
+            interval=settings.auto_version_interval,
+            retention=settings.version_retention,
+            max_age_days=settings.version_max_age_days,
+        ),
+        WebhooksExtension(
+            urls=[url.strip() for url in settings.webhook.split(",") if url.strip()],
+            secret=settings.webhook_secret,
+            debounce=settings.webhook_debounce,
+            max_attempts=settings.webhook_max_attempts,
+            timeout=settings.webhook_timeout,
+        ),
         AuditExtension(),
         MetricsExtension(metrics),
     ]
@@ -293,6 +311,7 @@ def create_app(
         *http_api.routes,
         *events_api.routes,
         *broadcast_api.routes,
+        *doc_api.routes,
         *(route for ext in static for route in ext.routes()),
         http_api.room_detail_route,  # last: its {room:path} would shadow the others
         Route("/openapi.json", openapi.openapi_json),

@@ -15,13 +15,14 @@ import uvicorn
 
 from ysync import __version__
 from ysync.clients import cli as client_cli
-from ysync.clients import comments_cli
+from ysync.clients import comments_cli, rooms_cli
 from ysync.server import importer
 from ysync.server import settings as settings_module
 from ysync.server import status as status_command
 from ysync.server.app import create_app
 from ysync.server.auth import JwtVerifier
 from ysync.server.logs import configure
+from ysync.server.seeding import read_seed
 from ysync.server.settings import Settings
 from ysync.server.ws_protocol import YsyncWebSocketProtocol
 
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     settings_module.add_arguments(serve)
     client_cli.add_commands(commands)  # doc get/put, watch
     comments_cli.add_command(commands)
+    rooms_cli.add_commands(commands)  # versions, restore, rm, export
     status_command.add_command(commands)
     importer.add_command(commands)
     return parser
@@ -47,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return client_cli.run(args)
     if args.command == comments_cli.COMMAND:
         return comments_cli.run(args)
+    if args.command in rooms_cli.COMMANDS:
+        return rooms_cli.run(args)
     if args.command == status_command.COMMAND:
         return status_command.run(args)
     if args.command == importer.COMMAND:
@@ -65,6 +69,8 @@ def _check_supported(settings: Settings) -> None:
     if settings.auth == "jwt":
         # Settings.validated() refused a missing key; this reads and checks it.
         JwtVerifier.from_settings(settings)
+    if settings.seed_document:
+        read_seed(settings.seed_document)  # a ValueError naming the file's problem
 
 
 def serve(settings: Settings) -> int:

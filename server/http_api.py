@@ -20,8 +20,9 @@ from starlette.routing import Route
 from ysync import __version__
 from ysync.rooms.hooks import Role
 from ysync.rooms.room import Room
+from ysync.server import stored_rooms
 from ysync.server.auth import ALL_ROOMS
-from ysync.server.openapi import ROOM, json_response, operation
+from ysync.server.openapi import ROOM, json_response, operation, query
 from ysync.server.routing import ApiError, caller, node_of, room_of
 
 if TYPE_CHECKING:
@@ -78,17 +79,29 @@ def _room_summary(node: Node, room: Room, pending: dict[str, int]) -> dict[str, 
 
 
 @operation(
-    "This node and the rooms loaded on it",
+    "This node, the rooms loaded on it, and every room in the store",
     tag="rooms",
+    parameters=[
+        query("prefix", "only rooms whose name starts with this"),
+        query("cursor", "`next_cursor` of the previous page"),
+        query("limit", "stored rooms per page (1-1000, default 100)", {"type": "integer"}),
+    ],
     responses={200: json_response("The node and its rooms", {"type": "object"})},
-    errors=(401, 403, 503),
+    errors=(400, 401, 403, 503),
 )
 async def list_rooms(request: Request) -> Response:
-    """This node and the rooms loaded on it: clients, presence, idle, uncommitted bytes."""
+    """This node and the rooms loaded on it (clients, presence, idle, uncommitted bytes),
+    and in `stored` a page of every room in the store, by name."""
     node = node_of(request)
     await caller(request, ALL_ROOMS, Role.OWNER)
+    page = stored_rooms.page_of(request)
     pending = node.update_log.pending_bytes_by_room()
-    rooms = [_room_summary(node, room, pending) for room in node.registry.rooms.values()]
+    rooms = [
+        _room_summary(node, room, pending)
+        for room in node.registry.rooms.values()
+        if room.name.startswith(page.prefix)
+    ]
+    stored, next_cursor = await stored_rooms.listed(node, page)
     problems = node.readiness_problems()
     now = time.time()
     about = {
@@ -107,7 +120,15 @@ async def list_rooms(request: Request) -> Response:
         "redis": _redis_state(node),
         "loading": node.registry.loading,
     }
-    return JSONResponse({"node": about, "rooms": rooms, "connections": node.endpoint.connections})
+    return JSONResponse(
+        {
+            "node": about,
+            "rooms": rooms,
+            "connections": node.endpoint.connections,
+            "stored": stored,
+            "next_cursor": next_cursor,
+        }
+    )
 
 
 @operation(

@@ -11,7 +11,7 @@ slashes literally (`/api/rooms/team/notes`), as it always has.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 from urllib.parse import unquote
 
 from starlette.exceptions import HTTPException
@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ysync.rooms.hooks import ConnectionRequest, Identity, Role
-from ysync.rooms.vocabulary import CloseCode, Refused
+from ysync.rooms.vocabulary import CloseCode, Refusal, Refused
 from ysync.server import audit
 from ysync.server.admission import room_name_refusal
 from ysync.server.auth import authorize_api
@@ -115,3 +115,36 @@ async def caller(request: Request, room: str, needs: Role) -> Identity:
             exc.refusal, subject=None, room=room, client=client, api=request.url.path
         )
         raise
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body; a JSON 413 past `limit` bytes (read no further than that)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Refused(Refusal(CloseCode.TOO_LARGE, f"request body over {limit} bytes"))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused(Refusal(CloseCode.TOO_LARGE, f"request body over {limit} bytes"))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def limit_of(request: Request, default: int, maximum: int) -> int:
+    """The request's `?limit=` page size; a JSON 400 unless an integer from 1 to `maximum`."""
+    text = request.query_params.get("limit", str(default))
+    if not text.isdigit() or not 1 <= int(text) <= maximum:
+        raise ApiError(400, "invalid_limit", f"limit must be an integer from 1 to {maximum}")
+    return int(text)
+
+
+E = TypeVar("E")
+
+
+def extension_of(node: Node, kind: type[E]) -> E:
+    """The node's extension of type `kind` (a built-in feature's, e.g. versions)."""
+    for extension in node.extensions.all:
+        if isinstance(extension, kind):
+            return extension
+    raise RuntimeError(f"this node runs without {kind.__name__}")

@@ -163,6 +163,47 @@ class Settings:
     max_metadata_bytes: int = _setting(
         4 * 1024, "largest thread metadata object, as JSON (413 past it: it is the app's pin data)"
     )
+    auto_version_interval: float = _setting(
+        600.0,
+        "seconds between automatic versions of each room that changed meanwhile "
+        "(idle rooms get none; 0: no automatic versions)",
+    )
+    version_retention: int = _setting(
+        100, "automatic versions kept per room, newest first (0: no count limit; named ones stay)"
+    )
+    version_max_age_days: float = _setting(
+        0.0, "days after which automatic versions are removed (0: kept; named ones stay)"
+    )
+    tombstone_days: float = _setting(
+        30.0,
+        "days a deleted room stays deleted: clients reconnecting with its offline state are "
+        "refused (4410) instead of recreating it (0: no tombstone)",
+    )
+    seed_document: str = _setting(
+        "",
+        "file with every new room's initial content (a Yjs update, or JSON), applied once by "
+        "the server when the room is first created (empty: none; never seed from clients)",
+    )
+    webhook: str = _setting(
+        "",
+        "URLs (comma-separated) every event is POSTed to, signed with --webhook-secret (empty: none; more via /api/webhooks)",
+    )
+    webhook_secret: str = _setting(
+        "",
+        "the Standard Webhooks secret (whsec_ + base64) of the --webhook URLs; the same on every node",
+    )
+    webhook_debounce: float = _setting(
+        5.0,
+        "seconds: at most one room.updated per room per node in that time",
+    )
+    webhook_max_attempts: int = _setting(
+        8,
+        "deliveries tried per event (exponential backoff: 1, 2, 4, ... s) before it is given up",
+    )
+    webhook_timeout: float = _setting(
+        10.0,
+        "seconds a webhook receiver has to answer (then the attempt failed: retried)",
+    )
     hocuspocus: bool = _setting(
         True,
         "also speak the Hocuspocus protocol (@hocuspocus/provider, TipTap) on the root path and "
@@ -216,7 +257,19 @@ class Settings:
         self._validate_topology()
         self._validate_limits()
         self._validate_auth()
+        self._validate_webhooks()
         return self
+
+    def _validate_webhooks(self) -> None:
+        for url in filter(None, (u.strip() for u in self.webhook.split(","))):
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(
+                    f"--webhook {url!r}: a webhook URL starts with http:// or https://"
+                )
+        if self.webhook.strip() and not self.webhook_secret.startswith("whsec_"):
+            raise ValueError(
+                "--webhook needs --webhook-secret whsec_<base64> (the same on every node)"
+            )
 
     def _validate_ranges(self) -> None:
         if not 0 < self.port < 65536:
@@ -305,6 +358,10 @@ _NON_NEGATIVE = (
     "ip_connections_per_minute",
     "ip_ban_seconds",
     "drain_seconds",
+    "auto_version_interval",
+    "version_retention",
+    "version_max_age_days",
+    "tombstone_days",
 )
 _POSITIVE = (
     "auth_timeout",
@@ -321,6 +378,9 @@ _POSITIVE = (
     "hocuspocus_max_documents",
     "hocuspocus_pending_bytes",
     "hocuspocus_pending_messages",
+    "webhook_debounce",
+    "webhook_max_attempts",
+    "webhook_timeout",
 )
 
 

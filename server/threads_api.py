@@ -43,7 +43,7 @@ from ysync.rooms.vocabulary import CloseCode, Refusal, Refused
 from ysync.server import audit
 from ysync.server.comments import CommentsExtension, comments_of, user_of
 from ysync.server.openapi import ROOM, json_body, json_response, operation, path_param, query
-from ysync.server.routing import ApiError, caller, node_of, room_of
+from ysync.server.routing import ApiError, caller, node_of, read_body, room_of
 
 T = TypeVar("T")
 MAX_PAGE = 100
@@ -136,16 +136,7 @@ def _path_id(request: Request, name: str, what: str) -> str:
 
 async def read_json(request: Request, limit: int) -> Any:
     """The request's JSON body (empty: None); 413 past `limit` bytes, 400 if not JSON."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise Refused(Refusal(CloseCode.TOO_LARGE, f"request body over {limit} bytes"))
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Refused(Refusal(CloseCode.TOO_LARGE, f"request body over {limit} bytes"))
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_body(request, limit)
     if not raw.strip():
         return None
     try:

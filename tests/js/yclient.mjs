@@ -22,6 +22,8 @@
 //   map_set {name, key, value}   map_delete {name, key}
 //   array_push {name, values}   array_insert {name, index, values}   array_delete {name, index, length?=1}
 //   xml_append_element {name, tag, text?, attrs?}               (all edits reply {})
+//   prosemirror_set {name, doc}  (ProseMirror JSON, basic schema, written by y-prosemirror
+//                    into an empty fragment) -> {}   prosemirror_get {name} -> {doc}
 //   state {names: {name: "text"|"map"|"array"|"xml"}}
 //        -> {values: {name: value}, state_vector: b64, update: b64, client_id}
 //   apply_update {update: b64}                                  -> {}
@@ -40,6 +42,8 @@ import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider, messageAuth } from 'y-websocket'
 import * as authProtocol from 'y-protocols/auth'
+import { prosemirrorJSONToYXmlFragment, yXmlFragmentToProsemirrorJSON } from 'y-prosemirror'
+import { schema as basicSchema } from 'prosemirror-schema-basic'
 
 // Node 20 has no global WebSocket; y-websocket reads it in its resyncInterval timer.
 if (globalThis.WebSocket === undefined) globalThis.WebSocket = WebSocket
@@ -316,6 +320,14 @@ const COMMANDS = {
     if (a.text != null) element.insert(0, [new Y.XmlText(a.text)])
     fragment.push([element])
     return {}
+  },
+
+  prosemirror_set (a) {
+    prosemirrorJSONToYXmlFragment(basicSchema, need(a.doc, 'doc'), sharedType('xml', a.name))
+    return {}
+  },
+  prosemirror_get (a) {
+    return { doc: yXmlFragmentToProsemirrorJSON(sharedType('xml', a.name)) }
   },
 
   // {names: {name: kind}} -> {values: {name: value}, state_vector, update, client_id}

@@ -1,4 +1,4 @@
-"""A document's content as JSON, and JSON applied to a document (the `ysync doc` tools).
+"""A document's content as JSON, and JSON applied to a document (`ysync doc`, the document API).
 
 A Yjs document has named root types, and a client that did not create a root
 does not know its type. `root_kinds` infers it from the content: "text",
@@ -132,7 +132,7 @@ def apply_json(doc: Doc[Any], data: Mapping[str, Any]) -> list[str]:
     changed = []
     with doc.transaction():
         for name, value in data.items():
-            if _set_root(doc, name, value):
+            if set_root(doc, name, value):
                 changed.append(name)
     return changed
 
@@ -150,7 +150,7 @@ def _json_kind(name: str, value: Any) -> Kind:
     )
 
 
-def _set_root(doc: Doc[Any], name: str, value: Any) -> bool:
+def set_root(doc: Doc[Any], name: str, value: Any) -> bool:
     if isinstance(value, str):
         return _set_text(doc.get(name, type=Text), value)
     if isinstance(value, dict):
