@@ -166,6 +166,7 @@ class Options:
     profile_dir: Path | None = None  # py-spy each Python server's measured window into here
     saturate_refine: bool = True  # one more step between the last pass and the first failure
     postgres: str | None = None  # durable-postgres: an admin URL (a database per run is made)
+    window: float | None = None  # seconds of each measurement window (default 15; quick 2)
 
 
 async def wait_for_quiet(max_wait: float, threshold_pct: float = 25.0) -> float:
@@ -189,6 +190,8 @@ def scenario_load(name: str, opts: Options) -> Load:
     timing: dict[str, Any] = {}
     if opts.quick:
         timing = {"warmup": 0.5, "duration": 2.0, "drain": 5.0}
+    if opts.window is not None:
+        timing = {"warmup": min(3.0, opts.window / 2), "duration": opts.window, "drain": 5.0}
     if name in ("many-rooms", "saturate"):
         rooms = max(2, round(1000 * s))
         return Load(rooms, 5, 1, 1, rate=2.0, **timing)
@@ -1197,6 +1200,12 @@ def _parser() -> argparse.ArgumentParser:
         help="py-spy each Python server during each measured window; stacks and summaries to DIR",
     )
     p.add_argument(
+        "--window",
+        type=float,
+        metavar="SECONDS",
+        help="measurement window of each run (default 15 s; shorter on a busy machine)",
+    )
+    p.add_argument(
         "--postgres",
         metavar="URL",
         help="durable-postgres: a PostgreSQL admin URL (a fresh database per run)",
@@ -1237,6 +1246,7 @@ async def _main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         quiet_wait=args.quiet_wait,
         profile_dir=args.profile,
         postgres=args.postgres,
+        window=args.window,
         **({"log_dir": args.log_dir} if args.log_dir else {}),
     )
     if opts.load_cpu is not None:  # keep this process off the server's CPU as well
