@@ -1016,7 +1016,8 @@ METRICS = [
 
 def _cell(m: Metric, value: float | None, result: ScenarioResult | None) -> str:
     if value is None and m.pick is _sustained and result is not None and result.runs:
-        return f"< {result.runs[0].load.offered_edits_per_s:g}"  # failed the first step
+        first = _ladder(result.scenario).offered(result.runs[0].load)
+        return f"< {first:g}"  # failed the first step
     return _fmt(value)
 
 

@@ -31,7 +31,7 @@ from ysync.rooms import codec
 from ysync.rooms.vocabulary import CloseCode, Refusal
 from ysync.server.awareness_batches import AwarenessBatches
 from ysync.server.metrics import TransportStats
-from ysync.server.output_budget import REFRESH_EVERY, OutputBudget
+from ysync.server.output_budget import REFRESH_EVERY, SMALL_HOLD, OutputBudget
 from ysync.server.ws_frames import BINARY, frame_header
 
 log = logging.getLogger("ysync.transport")
@@ -139,7 +139,6 @@ class DirectSender:
     __slots__ = (
         "_broadcaster",
         "_budget",
-        "_counted",
         "_max_bytes",
         "_pending",
         "_pending_bytes",
@@ -162,7 +161,6 @@ class DirectSender:
         self._pending: list[bytes] | None = None  # frames not yet written this turn
         self._pending_bytes = 0
         self._budget = broadcaster.budget
-        self._counted = 0  # what the node's budget holds for us
         self._sent_recently = False
         self.closing = False
         self.stats = stats
@@ -192,8 +190,8 @@ class DirectSender:
             log.warning("slow consumer cut off")
             self.owner.close(Refusal(CloseCode.SLOW_CONSUMER, _SLOW))
             return
-        budget = self._budget
-        if budget.limit and budget.used + size > budget.limit and not budget.admits(buffered, size):
+        # A client holding little is never the node's problem (the hot path: one compare).
+        if buffered + size > SMALL_HOLD and not self._budget.admits(self, buffered + size):
             log.warning("slow consumer cut off: node send budget full")
             self.owner.close(_NODE_FULL)
             return
@@ -203,23 +201,14 @@ class DirectSender:
         else:
             self._pending.append(frame)
         self._pending_bytes += size
-        if not self._counted:
-            budget.backlogged.add(self)
-        self._counted += size
-        budget.used += size
         self._sent_recently = True
         stats = self.stats
         stats.sent_frames += 1
         stats.sent_bytes += size
 
-    def recount(self) -> None:
-        """Tell the node's budget what we hold now (the socket drains in the background)."""
-        held = self._socket.get_write_buffer_size() + self._pending_bytes
-        budget = self._budget
-        budget.used += held - self._counted
-        self._counted = held
-        if not held:
-            budget.backlogged.discard(self)
+    def held(self) -> int:
+        """Bytes waiting for this client: the socket's buffer and this turn's frames."""
+        return self._socket.get_write_buffer_size() + self._pending_bytes
 
     def flush(self) -> None:
         """Write the frames gathered this event-loop turn, in one call."""
@@ -234,7 +223,6 @@ class DirectSender:
                 socket.write(pending[0])
             else:
                 socket.writelines(pending)
-        self.recount()
 
     def close(self, refusal: Refusal) -> None:
         if self.closing:
@@ -260,7 +248,6 @@ class QueuedSender:
     __slots__ = (
         "_budget",
         "_closing",
-        "_counted",
         "_keepalive",
         "_keepalive_frame",
         "_max_bytes",
@@ -291,7 +278,6 @@ class QueuedSender:
     ) -> None:
         self._send = send
         self._budget = budget if budget is not None else OutputBudget()
-        self._counted = 0
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
         self._max_frames = max_frames
@@ -328,29 +314,18 @@ class QueuedSender:
             log.warning("slow consumer cut off")
             self.owner.close(Refusal(CloseCode.SLOW_CONSUMER, "slow consumer: send queue full"))
             return
-        budget = self._budget
-        if (
-            budget.limit
-            and budget.used + size > budget.limit
-            and not budget.admits(self._queued_bytes, size)
-        ):
+        held = self._queued_bytes + size
+        if held > SMALL_HOLD and not self._budget.admits(self, held):
             log.warning("slow consumer cut off: node send budget full")
             self.owner.close(_NODE_FULL)
             return
         self._queue.append(payload)
         self._queued_bytes += size
-        self.recount()
         self._wake()
 
-    def recount(self) -> None:
-        """Tell the node's budget what we hold now."""
-        budget = self._budget
-        budget.used += self._queued_bytes - self._counted
-        self._counted = self._queued_bytes
-        if self._counted:
-            budget.backlogged.add(self)
-        else:
-            budget.backlogged.discard(self)
+    def held(self) -> int:
+        """Bytes queued for this client."""
+        return self._queued_bytes
 
     def close(self, refusal: Refusal) -> None:
         if self._closing is not None:
@@ -358,7 +333,6 @@ class QueuedSender:
         self._closing = refusal
         self._queue.clear()
         self._queued_bytes = 0
-        self.recount()
         self._wake()
         # A client that stopped reading never lets the close frame out: drop it.
         asyncio.get_running_loop().call_later(ABORT_AFTER, self.on_abort)
@@ -383,7 +357,6 @@ class QueuedSender:
                     return
                 payload = queue.popleft()
                 self._queued_bytes -= len(payload)
-                self.recount()
                 await self._send({"type": "websocket.send", "bytes": payload})
                 self.stats.sent_frames += 1
                 self.stats.sent_bytes += len(payload)
@@ -403,7 +376,6 @@ class QueuedSender:
             # 30 s without a message, and WebSocket pings do not count.
             self._queue.append(self._keepalive_frame)
             self._queued_bytes += len(self._keepalive_frame)
-            self.recount()
 
     def _wake(self) -> None:
         waiter = self._waiter
