@@ -9,12 +9,17 @@ protocol (`ysync.server.ws_protocol`), so every figure covers what the server do
 per message from the moment a frame is parsed to the moment its bytes are handed
 to the connections' transports — and nothing of the kernel's or the generator's work.
 
-Figures (median of `--repeat` runs):
+Figures (median of `--repeat` runs), in CPU time of this process (`time.process_time`),
+so that other processes on a shared machine do not count:
 
 - ``codec.decode`` / ``codec.encode``: one 100-byte-payload update frame.
 - ``fan-out N``: one client update applied and written to N-1 other connections
   of its room, end-of-turn writes included (µs per update).
-- ``awareness N``: one cursor move applied and written to N-1 connections.
+- ``awareness N``: one cursor move applied and written to N-1 connections
+  (one mover; batching sends a lone mover's first move at once and the rest per tick).
+- ``awareness N, all move``: every one of the N clients moves in turn (a canvas):
+  µs of CPU per move, batched per tick (the default) and ``unbatched``
+  (``--awareness-tick 0``); the last tick's batch is included.
 - ``idle connection``: bytes of Python objects held per connected, synced, idle
   client (tracemalloc; excludes the kernel's socket buffers and uvicorn's HTTP
   protocol object, which the ``idle`` scenario of the benchmark includes).
@@ -33,6 +38,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from pycrdt import Doc, Map
@@ -139,9 +145,9 @@ def _time_per_item(run: Callable[[], None], items: int, repeat: int) -> float:
     """Median µs per item over `repeat` runs of `run` (each handling `items` items)."""
     samples = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started = time.process_time()
         run()
-        samples.append((time.perf_counter() - started) / items * 1e6)
+        samples.append((time.process_time() - started) / items * 1e6)
     return statistics.median(samples)
 
 
@@ -176,29 +182,40 @@ async def bench_fan_out(app: Any, clients: int, items: int, repeat: int) -> floa
     for _ in range(repeat):
         frames = _update_frames(items)
         gc.collect()
-        started = time.perf_counter()
+        started = time.process_time()
         for frame in frames:
             writer.on_message(frame)
             await _flushed()
-        samples.append((time.perf_counter() - started) / items * 1e6)
+        samples.append((time.process_time() - started) / items * 1e6)
     if sockets[-1].written == 0:
         raise RuntimeError("fan-out reached nobody")
     return statistics.median(samples)
 
 
-async def bench_awareness(app: Any, clients: int, items: int, repeat: int) -> float:
-    sockets = [await _connect(app, f"aw-{clients}") for _ in range(clients)]
-    mover = sockets[0]
-    assert mover.on_message is not None
+async def bench_awareness(
+    app: Any, clients: int, items: int, repeat: int, *, movers: int = 1, tag: str = ""
+) -> float:
+    """CPU µs per cursor move (process time: the wait for the last tick is not counted,
+    the work it does is)."""
+    sockets = [await _connect(app, f"aw-{clients}-{movers}{tag}") for _ in range(clients)]
+    moving = sockets[:movers]
     samples = []
     for run in range(repeat):
-        frames = _cursor_frames(client_id=4242, count=items * (run + 1))[items * run :]
+        frames = [
+            _cursor_frames(client_id=4242 + m, count=items * (run + 1))[items * run :]
+            for m in range(movers)
+        ]
         gc.collect()
-        started = time.perf_counter()
-        for frame in frames:
-            mover.on_message(frame)
+        started = time.process_time()
+        for i in range(items):
+            for socket, mine in zip(moving, frames, strict=True):
+                assert socket.on_message is not None
+                socket.on_message(mine[i])
             await _flushed()
-        samples.append((time.perf_counter() - started) / items * 1e6)
+        await asyncio.sleep(0.05)  # the last batch goes out (the tick is 10 ms)
+        samples.append((time.process_time() - started) / (items * movers) * 1e6)
+    if sockets[-1].written == 0:
+        raise RuntimeError("awareness reached nobody")
     return statistics.median(samples)
 
 
@@ -234,8 +251,19 @@ async def run(quick: bool) -> dict[str, float]:
             results[f"fan-out {clients} µs"] = await bench_fan_out(app, clients, items, repeat)
         for clients in (5, 50):
             results[f"awareness {clients} µs"] = await bench_awareness(app, clients, items, repeat)
+        moves = max(1, items // 50)
+        results["awareness 50, all move µs"] = await bench_awareness(
+            app, 50, moves, repeat, movers=50
+        )
         # Rooms with one client each: the per-room cost is part of an idle client's.
         results["idle connection bytes"] = await bench_idle_bytes(app, 200 if quick else 2000)
+    if not hasattr(settings, "awareness_tick"):
+        return results  # a ysync from before batching (`--ysync-rev`-style comparisons)
+    unbatched = create_app(replace(settings, awareness_tick=0.0))
+    async with unbatched.router.lifespan_context(unbatched):
+        results["awareness 50, all move, unbatched µs"] = await bench_awareness(
+            unbatched, 50, moves, repeat, movers=50, tag="-unbatched"
+        )
     return results
 
 

@@ -5,7 +5,10 @@ installed on first use into a cache directory (default ``~/.cache/ysync-bench``,
 ``$YSYNC_BENCH_CACHE``): npm `@hocuspocus/server` (v3: v4 needs Node 22) and
 `@y/websocket-server` 0.1.1 (the y-websocket reference server; 0.1.5 needs an unreleased
 yjs 14), and pycrdt-websocket from the current environment (the `load` and `test` extras),
-served by uvicorn. Every server keeps its documents in memory.
+served by uvicorn. Every server keeps its documents in memory, unless `durable` gives it
+its users' usual store in a fresh directory (ysync: SQLite; y-websocket: YPERSISTENCE with
+y-leveldb; Hocuspocus: @hocuspocus/extension-sqlite), or `cluster_nodes` makes two nodes of
+it share a redis-server (ysync: --redis-url; Hocuspocus: @hocuspocus/extension-redis).
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ from ysync.loadtest.node import ensure_node_modules, node_binary
 PEERS_DIR = Path(__file__).parent / "peers"
 NODE_PEERS = {
     "@hocuspocus/server": "^3.4.4",
+    "@hocuspocus/extension-redis": "^3.4.4",
+    "@hocuspocus/extension-sqlite": "^3.4.4",
     "@y/websocket-server": "0.1.1",
+    "y-leveldb": "^0.2.0",
     "yjs": "~13.6.27",
 }
 
@@ -111,13 +117,17 @@ def _ysync_version() -> str:
     return f"{_python_version('ysync')()} ({rev})"
 
 
+def _ysync_command(store: str, *extra: str) -> Callable[[int], list[str]]:
+    return lambda port: [
+        *(sys.executable, "-m", "ysync", "serve", "--store", store, *extra),
+        *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+    ]
+
+
 YSYNC = ServerSpec(
     name="ysync",
     protocol="y-websocket",
-    command=lambda port: [
-        *(sys.executable, "-m", "ysync", "serve", "--store", "memory://"),
-        *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
-    ],
+    command=_ysync_command("memory://"),
     # Every benchmark client comes from 127.0.0.1: lift the per-address connection limit
     # (the peers have none). Set through the environment so older versions ignore it.
     env=lambda port: {"YSYNC_IP_CONNECTIONS_PER_MINUTE": "0"},
@@ -198,6 +208,62 @@ PYCRDT_WEBSOCKET = ServerSpec(
 
 SERVERS = {s.name: s for s in (YSYNC, HOCUSPOCUS, Y_WEBSOCKET, PYCRDT_WEBSOCKET)}
 PEERS = [HOCUSPOCUS, Y_WEBSOCKET, PYCRDT_WEBSOCKET]
+
+
+def _with_env(spec: ServerSpec, extra: dict[str, str]) -> ServerSpec:
+    base = spec.env
+    return replace(spec, env=lambda port: {**base(port), **extra})
+
+
+def durable(spec: ServerSpec, directory: Path, *, store: str | None = None) -> ServerSpec | None:
+    """`spec` with the store its users run it with, in `directory` (None: it has none here).
+
+    `store` overrides ysync's (e.g. a PostgreSQL URL)."""
+    if spec.name == YSYNC.name:
+        return replace(spec, command=_ysync_command(store or f"sqlite:///{directory}/ysync.db"))
+    if spec.name == HOCUSPOCUS.name:
+        return _with_env(spec, {"HOCUSPOCUS_SQLITE": str(directory / "hocuspocus.sqlite")})
+    if spec.name == Y_WEBSOCKET.name:
+        return _with_env(spec, {"YPERSISTENCE": str(directory / "leveldb")})
+    return None
+
+
+def cluster_nodes(spec: ServerSpec, redis_port: int, directory: Path) -> ServerSpec | None:
+    """A node of a cluster of `spec` over the redis-server at `redis_port` (None: cannot).
+
+    ysync's nodes share a store, as they must (one SQLite file in `directory`: one host);
+    Hocuspocus's keep their documents in memory, as its Redis extension allows."""
+    if spec.name == YSYNC.name:
+        url = f"redis://127.0.0.1:{redis_port}/0"
+        store = f"sqlite:///{directory}/cluster.db"
+        return replace(spec, command=_ysync_command(store, "--redis-url", url))
+    if spec.name == HOCUSPOCUS.name:
+        return _with_env(spec, {"HOCUSPOCUS_REDIS_PORT": str(redis_port)})
+    return None
+
+
+@contextlib.asynccontextmanager
+async def start_redis(*, cpu: int | None, log_path: Path) -> AsyncIterator[int]:
+    """A throwaway redis-server on a free 127.0.0.1 port, without persistence; yields the port."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("the cluster scenario needs redis-server on PATH")
+    port = free_port()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    with log_path.open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            *pinned(args, cpu),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+    try:
+        await _wait_listening(port, process, 20)
+        yield port
+    finally:
+        await stop_process(process)
 
 
 def die_with_parent() -> None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from pycrdt import Doc, TransactionEvent, get_state, get_update
 
@@ -63,6 +63,15 @@ class RoomConfig:
     max_document_bytes: int = 0  # largest encoded document client edits may grow it to; 0: none
 
 
+class AwarenessOutbox(Protocol):
+    """Takes a room's awareness broadcasts and sends them later through
+    `Room.send_awareness` (`ysync.server.awareness_batches` batches them per tick)."""
+
+    def add(
+        self, room: Room, entries: list[codec.AwarenessEntry], exclude: Peer | None
+    ) -> None: ...
+
+
 @dataclass(slots=True)
 class PeerState:
     read_only: bool
@@ -93,6 +102,7 @@ class Room:
         # last time plus every delta since (an overestimate: deltas merge smaller).
         self._measured_bytes = 0
         self._added_bytes = 0
+        self.awareness_outbox: AwarenessOutbox | None = None  # None: broadcast at once
         self._origin: Origin = Source.SERVER
         self._closed = False
         self._subscription = self.doc.observe(self._on_change)
@@ -344,6 +354,13 @@ class Room:
     def _broadcast_awareness(
         self, entries: list[codec.AwarenessEntry], *, exclude: Peer | None
     ) -> None:
+        if self.awareness_outbox is not None:
+            self.awareness_outbox.add(self, entries, exclude)
+        else:
+            self.send_awareness(entries, exclude=exclude)
+
+    def send_awareness(self, entries: list[codec.AwarenessEntry], *, exclude: Peer | None) -> None:
+        """Broadcast awareness entries to every peer but `exclude`, now."""
         self._broadcast(codec.AwarenessUpdate(tuple(entries)), exclude=exclude, synced_only=False)
 
     def _broadcast(

@@ -248,6 +248,8 @@ def create_app(
             token_expiry_grace=settings.token_expiry_grace,
             max_rooms=limits.max_rooms,
             max_clients_per_room=limits.max_clients_per_room,
+            send_buffer_node_bytes=settings.send_buffer_node_bytes,
+            awareness_tick=settings.awareness_tick,
         )
         log.info("authentication: %s", node_extensions.describe_auth())
         update_log.on_commit = metrics.observe_commit

@@ -446,6 +446,7 @@ class HocuspocusConnection(ClientConnection):
         if self.deadline is not None:
             self.deadline.cancel()
             self.deadline = None
+        self.endpoint.broadcaster.awareness.attach(room)
         room.join(session, read_only=not identity.can_edit)
         self.endpoint.extensions.joined(room, session, request)
         self._schedule_document_expiry(session)

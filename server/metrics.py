@@ -76,6 +76,10 @@ class Metrics:
             "ysync_store_pending_bytes", "Accepted update bytes not yet committed"
         )
         self.redis_up = self.gauge("ysync_redis_connected", "1 while the Redis bus is connected")
+        self.send_buffered = self.gauge(
+            "ysync_send_buffered_bytes",
+            "Bytes held for clients over 64 KiB behind, against --send-buffer-node-bytes",
+        )
         self.received = Counter(
             "ysync_messages_received_total", "Messages received from clients", ["type"], registry=r
         )
@@ -174,6 +178,7 @@ class Metrics:
         self.awareness.set(sum(len(room.awareness) for room in rooms))
         self.pending.set(node.update_log.pending_bytes)
         self.redis_up.set(1 if node.bus.health() is None else 0)
+        self.send_buffered.set(node.endpoint.broadcaster.budget.used)
         self._fold("reconnects", node.bus.reconnects, self.redis_reconnects)
         self._fold("resyncs", node.replicator.resyncs, self.resyncs)
         stats = node.endpoint.stats

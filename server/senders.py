@@ -12,7 +12,9 @@ with 4508 (slow consumer) instead of slowing the room or growing memory.
 - `FrameCache`: one broadcast is one message object; its encoding, and its
   WebSocket frame, are made once for all recipients.
 - `Broadcaster`: owned by the endpoint (never module state, so apps in one
-  process never share it): the frame cache and the end-of-turn writes.
+  process never share it): the frame cache, the end-of-turn writes, the
+  node-wide bound on buffered output (`OutputBudget`) and the awareness
+  batches (`AwarenessBatches`).
 """
 
 from __future__ import annotations
@@ -27,13 +29,16 @@ from starlette.types import Send
 
 from ysync.rooms import codec
 from ysync.rooms.vocabulary import CloseCode, Refusal
+from ysync.server.awareness_batches import AwarenessBatches
 from ysync.server.metrics import TransportStats
+from ysync.server.output_budget import REFRESH_EVERY, SMALL_HOLD, OutputBudget
 from ysync.server.ws_frames import BINARY, frame_header
 
 log = logging.getLogger("ysync.transport")
 
 ABORT_AFTER = 15.0  # seconds a closing queued connection may take before it is dropped
 _SLOW = "slow consumer: send buffer full"
+_NODE_FULL = Refusal(CloseCode.SLOW_CONSUMER, "slow consumer: the node's send buffers are full")
 
 
 class Socket(Protocol):
@@ -100,10 +105,16 @@ def binary_frame(payload: bytes) -> bytes:
 
 
 class Broadcaster:
-    """The endpoint's frame caches and end-of-turn writes."""
+    """The endpoint's frame caches, end-of-turn writes, output bound and awareness batches.
 
-    def __init__(self) -> None:
+    `node_bytes`: bytes buffered for all clients together (0: only each client's own
+    bound); `awareness_tick`: seconds over which a busy room's awareness is batched
+    (0: every change broadcast as it comes)."""
+
+    def __init__(self, *, node_bytes: int = 0, awareness_tick: float = 0.0) -> None:
         self.ywebsocket = FrameCache(codec.encode)
+        self.budget = OutputBudget(node_bytes)
+        self.awareness = AwarenessBatches(awareness_tick, self.budget)
         self._dirty: list[DirectSender] = []  # senders with frames gathered this turn
 
     def flush_at_end_of_turn(self, sender: DirectSender) -> None:
@@ -117,6 +128,8 @@ class Broadcaster:
         senders, self._dirty = self._dirty, []
         for sender in senders:
             sender.flush()
+        if self.budget.backlogged:
+            self.budget.refresh(at_most_every=REFRESH_EVERY)
 
 
 class DirectSender:
@@ -125,6 +138,7 @@ class DirectSender:
 
     __slots__ = (
         "_broadcaster",
+        "_budget",
         "_max_bytes",
         "_pending",
         "_pending_bytes",
@@ -146,6 +160,7 @@ class DirectSender:
         self._max_bytes = max_bytes
         self._pending: list[bytes] | None = None  # frames not yet written this turn
         self._pending_bytes = 0
+        self._budget = broadcaster.budget
         self._sent_recently = False
         self.closing = False
         self.stats = stats
@@ -170,20 +185,30 @@ class DirectSender:
         if self.closing or self._socket.is_closing():
             return
         buffered = self._socket.get_write_buffer_size() + self._pending_bytes
-        if buffered + len(frame) > self._max_bytes:
+        size = len(frame)
+        if buffered + size > self._max_bytes:
             log.warning("slow consumer cut off")
             self.owner.close(Refusal(CloseCode.SLOW_CONSUMER, _SLOW))
+            return
+        # A client holding little is never the node's problem (the hot path: one compare).
+        if buffered + size > SMALL_HOLD and not self._budget.admits(self, buffered + size):
+            log.warning("slow consumer cut off: node send budget full")
+            self.owner.close(_NODE_FULL)
             return
         if self._pending is None:
             self._pending = [frame]
             self._broadcaster.flush_at_end_of_turn(self)
         else:
             self._pending.append(frame)
-        self._pending_bytes += len(frame)
+        self._pending_bytes += size
         self._sent_recently = True
         stats = self.stats
         stats.sent_frames += 1
-        stats.sent_bytes += len(frame)
+        stats.sent_bytes += size
+
+    def held(self) -> int:
+        """Bytes waiting for this client: the socket's buffer and this turn's frames."""
+        return self._socket.get_write_buffer_size() + self._pending_bytes
 
     def flush(self) -> None:
         """Write the frames gathered this event-loop turn, in one call."""
@@ -221,6 +246,7 @@ class QueuedSender:
     """A bounded queue of encoded messages, drained by `run()` with ASGI sends."""
 
     __slots__ = (
+        "_budget",
         "_closing",
         "_keepalive",
         "_keepalive_frame",
@@ -248,8 +274,10 @@ class QueuedSender:
         keepalive_frame: bytes,
         stats: TransportStats,
         cache: FrameCache,
+        budget: OutputBudget | None = None,
     ) -> None:
         self._send = send
+        self._budget = budget if budget is not None else OutputBudget()
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
         self._max_frames = max_frames
@@ -281,16 +309,23 @@ class QueuedSender:
         """Queue one encoded message (a protocol with its own encoding cache uses this)."""
         if self._closing is not None:
             return
-        if (
-            len(self._queue) >= self._max_frames
-            or self._queued_bytes + len(payload) > self._max_bytes
-        ):
+        size = len(payload)
+        if len(self._queue) >= self._max_frames or self._queued_bytes + size > self._max_bytes:
             log.warning("slow consumer cut off")
             self.owner.close(Refusal(CloseCode.SLOW_CONSUMER, "slow consumer: send queue full"))
             return
+        held = self._queued_bytes + size
+        if held > SMALL_HOLD and not self._budget.admits(self, held):
+            log.warning("slow consumer cut off: node send budget full")
+            self.owner.close(_NODE_FULL)
+            return
         self._queue.append(payload)
-        self._queued_bytes += len(payload)
+        self._queued_bytes += size
         self._wake()
+
+    def held(self) -> int:
+        """Bytes queued for this client."""
+        return self._queued_bytes
 
     def close(self, refusal: Refusal) -> None:
         if self._closing is not None:

@@ -95,6 +95,16 @@ class Settings:
     send_queue_bytes: int = _setting(
         32 * 1024 * 1024, "bytes queued for one client before it is cut off as a slow consumer"
     )
+    send_buffer_node_bytes: int = _setting(
+        256 * 1024 * 1024,
+        "bytes buffered for all clients of the node together; past it the clients holding "
+        "the most are cut off as slow consumers (4508; 0: only each client's own bound)",
+    )
+    awareness_tick: float = _setting(
+        0.01,
+        "seconds over which a busy room's awareness changes go out as one frame per client "
+        "(a quiet room's go out at once; 0: every change as it comes)",
+    )
     max_message_bytes: int = _setting(
         16 * 1024 * 1024, "largest accepted WebSocket message (whole documents sync in one) (4413)"
     )
@@ -362,6 +372,8 @@ _NON_NEGATIVE = (
     "version_retention",
     "version_max_age_days",
     "tombstone_days",
+    "send_buffer_node_bytes",
+    "awareness_tick",
 )
 _POSITIVE = (
     "auth_timeout",

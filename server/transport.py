@@ -68,6 +68,8 @@ class WebSocketEndpoint:
         token_expiry_grace: float = 0.0,
         max_rooms: int = 0,
         max_clients_per_room: int = 0,
+        send_buffer_node_bytes: int = 0,
+        awareness_tick: float = 0.0,
     ) -> None:
         self.registry = registry
         self.extensions = extensions
@@ -87,7 +89,9 @@ class WebSocketEndpoint:
         # Set by `close_all` (shutdown): the close every connection gets, new ones included.
         self.closing_all: Refusal | None = None
         self.stats = TransportStats()  # plain counters, folded into metrics each second
-        self.broadcaster = Broadcaster()
+        self.broadcaster = Broadcaster(
+            node_bytes=send_buffer_node_bytes, awareness_tick=awareness_tick
+        )
         self.direct_connections: set[ClientConnection] = set()
         self._next_id = 0
 
@@ -136,6 +140,7 @@ class WebSocketEndpoint:
             return
         connection = self._connection(scope, send, request, identity)
         self.connections += 1
+        self.broadcaster.awareness.attach(room)
         session = connection.join(room, self.broadcaster.ywebsocket)
         self.extensions.joined(room, session, request)
         if self.closing_all is not None:
@@ -166,6 +171,7 @@ class WebSocketEndpoint:
             keepalive_frame=keepalive_frame,
             stats=self.stats,
             cache=self.broadcaster.ywebsocket,
+            budget=self.broadcaster.budget,
         )
 
     def next_id(self) -> int:

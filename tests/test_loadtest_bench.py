@@ -92,3 +92,26 @@ def test_the_server_is_pinned_to_its_cpu_after_the_benchmark_pins_itself_elsewhe
         assert command == ["server"]
     else:
         assert command == ["taskset", "-c", str(cpus[0]), "server"]
+
+
+def test_cursors_saturate_steps_the_cursor_rate_until_p99_passes_16_ms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[float] = []
+
+    async def fake_run_load(spec: Any, load: Load, opts: Options, tag: str) -> RunResult:
+        seen.append(load.cursor_rate)
+        p99 = 10.0 if load.cursor_rate <= 20 else 30.0  # this fake server fails past 20 Hz
+        result = _result(load, 1.0) | {
+            "cursors": {"expected": 10, "delivered": 10, "on_time": 10, "latency_ms": {"p99": p99}}
+        }
+        return RunResult(spec.name, load, result)
+
+    monkeypatch.setattr(bench, "run_load", fake_run_load)
+    opts = Options()
+    result = asyncio.run(bench.run_scenario("cursors-saturate", YSYNC, opts, lambda line: None))
+    assert seen == [1, 2, 5, 10, 20, 30, 25]
+    load = bench.scenario_load("cursors-saturate", opts)
+    assert result.sustained_edits_per_s == 20 * load.connections  # moves/s offered
+    assert result.main is not None and result.main.load.cursor_rate == 20
+    assert "| cursors-saturate | sustained cursor moves/s (↑) |" in bench.table([result])

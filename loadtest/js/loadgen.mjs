@@ -13,7 +13,13 @@
 // Only edits sent inside the measurement window count; a delivery counts if a probe sees
 // it before the drain deadline.
 //
-// stdout is one JSON object per line: {"event":"connected",...}, {"event":"measure_start"},
+// Cursors (cursor_rate > 0): every client also moves its cursor, an awareness state carrying
+// its send time; probes credit each move when its state, or a later one of the same client,
+// arrives (a server that coalesces sends only the latest). Seeding (seed_bytes, seed_elements)
+// gives each room starting content before the window: cold start and big documents.
+//
+// stdout is one JSON object per line: {"event":"connected",...}, {"event":"seeded",...},
+// {"event":"hold_start"}, {"event":"hold_end"}, {"event":"measure_start"},
 // {"event":"measure_end"}, {"event":"result",...}. Everything is bounded by config.deadline.
 //
 // Protocols: "y-websocket" (room = URL path) and "hocuspocus" (every message starts with the
@@ -44,10 +50,23 @@ const cfg = {
   connect_concurrency: 100,
   connect_timeout: 30,
   deadline: 300, // hard limit on the whole run, seconds
+  url_b: null, // cluster: readers (probes and drainers) connect here, writers to url
+  cursor_rate: 0, // awareness moves per second per client (0: no cursors)
+  cursor_ok_ms: 100, // a move counts as on time if its state reached a probe within this
+  all_at_once: false, // connect every client together (cold start) instead of room by room
+  seed_bytes: 0, // before the window, writer 0 of each room adds a string this long
+  seed_elements: 0, // ... or this many canvas elements (a Y.Map of Y.Maps)
+  seed_only: false, // seed, wait for the server to take it, and stop (cold start, phase 1)
+  seed_settle: 2, // seconds to wait after seeding for the server to persist it
+  joins_after_seed: 0, // fresh clients per room that join one by one after seeding, timed
+  // A reader counts as synced once it had the SyncStep2 and this many bytes (cold start: a
+  // server that answers before its store loaded the room sends the content after the step 2).
+  synced_bytes: 0,
   ...JSON.parse(process.argv[2] ?? '{}'),
 }
 
 const MSG_SYNC = 0
+const MSG_AWARENESS = 1
 const MSG_AUTH = 2
 const MSG_SYNC_REPLY = 4 // hocuspocus: a sync message that asks for no SyncStep1 back
 const STEP1 = 0
@@ -99,6 +118,16 @@ const latencies = []
 let unexpectedCloses = 0
 const closeCodes = {}
 const errors = []
+// Cursors: each client moves (an awareness state with its send time) at cursor_rate; a probe
+// credits every move of a client up to the clock it receives (a server may coalesce moves and
+// send only the latest state: the moves it replaced count as delivered at that moment).
+const byAwarenessId = new Map() // clientID -> client
+let cursorMoves = 0 // moves sent inside the window
+let cursorExpected = 0 // (move, probe) pairs owed
+let cursorDelivered = 0
+let cursorOnTime = 0
+const cursorLatencies = []
+let syncBytesMin = Infinity // smallest SyncStep2 a reader was sent (cold start: was it loaded?)
 const noteError = (msg) => {
   if (errors.length < 10) errors.push(msg)
 }
@@ -150,6 +179,73 @@ function readSync(data) {
 
 const STEP2_TYPE = HOCUS ? MSG_SYNC_REPLY : MSG_SYNC // what our SyncStep2 answers are sent as
 
+// -- cursors (awareness) ------------------------------------------------------------------
+
+// One awareness entry, as y-protocols encodes an update: count, then clientID, clock, JSON.
+function awarenessFrame(room, clientId, clock, state) {
+  const inner = encoding.createEncoder()
+  encoding.writeVarUint(inner, 1)
+  encoding.writeVarUint(inner, clientId)
+  encoding.writeVarUint(inner, clock)
+  encoding.writeVarString(inner, state)
+  return frame(room, MSG_AWARENESS, (enc) => encoding.writeVarUint8Array(enc, encoding.toUint8Array(inner)))
+}
+
+function initCursor(client) {
+  let id
+  do id = 1 + Math.floor(Math.random() * 0x7ffffffe)
+  while (byAwarenessId.has(id))
+  byAwarenessId.set(id, client)
+  client.awarenessId = id
+  client.clock = 0
+  client.firstWindowClock = 0 // the clock of its first move inside the window (0: none yet)
+  client.moveTimes = [] // send time of each window move, by clock - firstWindowClock
+  client.seen = new Map() // probes: clientID -> the highest clock credited
+}
+
+// Move `client`'s cursor: a new awareness state carrying its send time.
+function moveCursor(client, send) {
+  if (!client.synced) return
+  const t = now()
+  client.clock++
+  const x = Math.floor(Math.random() * 1920)
+  const y = Math.floor(Math.random() * 1080)
+  const state = `{"user":{"name":"u${client.index}"},"cursor":{"x":${x},"y":${y}},"sent":${t.toFixed(3)}}`
+  send(awarenessFrame(client.room.name, client.awarenessId, client.clock, state))
+  if (t >= windowStart && t < windowEnd) {
+    if (!client.firstWindowClock) client.firstWindowClock = client.clock
+    client.moveTimes.push(t)
+    cursorMoves++
+    for (const c of client.room.live) if (c.role === 'probe' && c !== client) cursorExpected++
+  }
+}
+
+// A probe got an awareness update: credit every window move up to each entry's clock.
+function creditMoves(probe, dec) {
+  const t = now()
+  const update = decoding.createDecoder(decoding.readVarUint8Array(dec))
+  const count = decoding.readVarUint(update)
+  for (let i = 0; i < count; i++) {
+    const id = decoding.readVarUint(update)
+    const clock = decoding.readVarUint(update)
+    const state = decoding.readVarString(update)
+    const sender = byAwarenessId.get(id)
+    if (!sender || sender === probe || !sender.firstWindowClock || state === 'null') continue
+    const first = sender.firstWindowClock
+    const upto = Math.min(clock, first + sender.moveTimes.length - 1)
+    const from = Math.max(first, (probe.seen.get(id) ?? 0) + 1)
+    for (let c = from; c <= upto; c++) {
+      const ms = t - sender.moveTimes[c - first]
+      cursorDelivered++
+      cursorLatencies.push(ms)
+      if (ms <= cfg.cursor_ok_ms) cursorOnTime++
+    }
+    if (upto >= from) probe.seen.set(id, upto)
+  }
+}
+
+const randomText = (n) => randomBytes(Math.ceil((n * 3) / 4)).toString('base64').slice(0, n)
+
 const SENT_MARK = '@sent:' // precedes an edit's send time in its value; ';' ends the time
 const SENT_MARK_BYTES = Buffer.from(SENT_MARK)
 
@@ -165,6 +261,28 @@ class Writer {
     this.framesIn = 0
     this.bytesIn = 0
     this.doc.on('update', (update) => this.sendRaw(syncFrame(this.room.name, UPDATE, update)))
+    initCursor(this)
+  }
+
+  moveCursor() {
+    moveCursor(this, (bytes) => this.sendRaw(bytes))
+  }
+
+  // The room's starting content: one long string, or a canvas of elements (Y.Map of Y.Maps).
+  seed() {
+    this.doc.transact(() => {
+      if (cfg.seed_bytes > 0) this.doc.getMap('seed').set('blob', randomText(cfg.seed_bytes))
+      const elements = this.doc.getMap('elements')
+      for (let i = 0; i < cfg.seed_elements; i++) {
+        const el = new Y.Map()
+        elements.set(`el${i}`, el)
+        el.set('type', 'rect')
+        el.set('x', i % 1000)
+        el.set('y', Math.floor(i / 1000))
+        el.set('w', 40)
+        el.set('fill', '#3366cc')
+      }
+    })
   }
 
   connect() {
@@ -270,12 +388,17 @@ class Reader {
     this.keep = null // the current frame's payload, when it must be read (see onData)
     this.keepOpcode = 0
     this.closeCode = 'tcp' // the server's close code, once it sends one
+    initCursor(this)
+  }
+
+  moveCursor() {
+    moveCursor(this, (bytes) => this.send(0x2, bytes))
   }
 
   connect() {
     return connectClient(this, (fail) => {
       this.fail = fail
-      const url = new URL(cfg.url)
+      const url = new URL(cfg.url_b ?? cfg.url)
       const path = HOCUS ? '/' : '/' + this.room.name
       const socket = (this.socket = net.connect({ host: url.hostname, port: Number(url.port) }))
       socket.setNoDelay(true)
@@ -362,12 +485,24 @@ class Reader {
       return this.socket.end()
     }
     if (opcode !== 0x2) return
-    if (this.synced) return timeEdits(payload)
+    if (this.synced) {
+      if (cfg.cursor_rate > 0) {
+        const dec = decoding.createDecoder(payload)
+        if (HOCUS) decoding.readVarString(dec)
+        if (decoding.readVarUint(dec) === MSG_AWARENESS) return creditMoves(this, dec)
+      }
+      return timeEdits(payload)
+    }
     const sync = readSync(payload)
     if (sync?.subtype === STEP1) {
       this.send(0x2, syncFrame(this.room.name, STEP2, EMPTY_UPDATE, STEP2_TYPE)) // nothing to add
     } else if (sync?.subtype === STEP2) {
-      markSynced(this)
+      syncBytesMin = Math.min(syncBytesMin, payload.length)
+      this.syncBytes = payload.length
+      this.step2Seen = true
+      if (this.bytesIn >= cfg.synced_bytes) markSynced(this)
+    } else if (this.step2Seen && this.bytesIn >= cfg.synced_bytes) {
+      markSynced(this) // the rest of the room came as updates
     }
   }
 
@@ -436,6 +571,57 @@ async function connectAll(clients) {
   return { ok: times.length, failed, seconds: (now() - started) / 1000 }
 }
 
+const sum = (clients, key) => clients.reduce((s, c) => s + c[key], 0)
+
+// Writer 0 of each room adds the room's starting content; resolves once every socket has
+// sent it and the server had seed_settle seconds to take it (and store it).
+async function seedRooms(rooms) {
+  const seeders = rooms.map((r) => r.clients.find((c) => c.role === 'writer' && c.synced)).filter(Boolean)
+  const started = now()
+  for (const w of seeders) w.seed()
+  const until = started + cfg.deadline * 1000
+  while (seeders.some((w) => w.ws.bufferedAmount > 0) && now() < until) await sleep(20)
+  const seconds = (now() - started) / 1000
+  await sleep(cfg.seed_settle * 1000)
+  emit({ event: 'seeded', rooms: seeders.length, seconds: round(seconds) })
+  return seeders.length
+}
+
+// Fresh clients join each room one at a time after seeding: how long a join takes.
+async function timedJoins(rooms) {
+  const times = []
+  const sizes = []
+  for (const room of rooms) {
+    for (let i = 0; i < cfg.joins_after_seed; i++) {
+      const c = new Reader(room, 'drain', cfg.clients_per_room + i)
+      room.clients.push(c)
+      const ms = await c.connect()
+      if (ms !== null) {
+        times.push(round(ms))
+        sizes.push(c.syncBytes)
+      }
+    }
+  }
+  return { times, sizes }
+}
+
+function cursorResult() {
+  cursorLatencies.sort((a, b) => a - b)
+  return {
+    moves_in_window: cursorMoves,
+    expected: cursorExpected,
+    delivered: cursorDelivered,
+    on_time: cursorOnTime,
+    latency_ms: {
+      count: cursorLatencies.length,
+      p50: round(percentile(cursorLatencies, 50)),
+      p95: round(percentile(cursorLatencies, 95)),
+      p99: round(percentile(cursorLatencies, 99)),
+      max: round(cursorLatencies.at(-1) ?? null),
+    },
+  }
+}
+
 async function main() {
   const rooms = []
   const clients = []
@@ -450,46 +636,63 @@ async function main() {
     }
     rooms.push(room)
   }
-  // Open every room with one client before the rest arrive: pycrdt-websocket drops clients that
-  // join a room while it is being created, and the benchmark measures the steady state.
-  const first = await connectAll(rooms.map((r) => r.clients[0]))
-  const rest = await connectAll(rooms.flatMap((r) => r.clients.slice(1)))
-  const connect = mergeConnect(first, rest)
+  let connect
+  if (cfg.all_at_once) {
+    connect = mergeConnect(await connectAll(clients), { ok: 0, failed: 0, seconds: 0 })
+  } else {
+    // Open every room with one client before the rest arrive: pycrdt-websocket drops clients that
+    // join a room while it is being created, and the benchmark measures the steady state.
+    const first = await connectAll(rooms.map((r) => r.clients[0]))
+    const rest = await connectAll(rooms.flatMap((r) => r.clients.slice(1)))
+    connect = mergeConnect(first, rest)
+  }
   emit({ event: 'connected', ...connect })
 
-  if (cfg.hold > 0) await sleep(cfg.hold * 1000)
+  const seeded = cfg.seed_bytes > 0 || cfg.seed_elements > 0 ? await seedRooms(rooms) : 0
+  const joins = cfg.joins_after_seed > 0 ? await timedJoins(rooms) : { times: [], sizes: [] }
+  if (cfg.hold > 0) {
+    emit({ event: 'hold_start' })
+    await sleep(cfg.hold * 1000)
+    emit({ event: 'hold_end' })
+  }
 
   const writers = clients.filter((c) => c.role === 'writer')
+  const editing = !cfg.seed_only && writers.length > 0 && cfg.rate > 0
+  const moving = !cfg.seed_only && cfg.cursor_rate > 0
   const timers = []
-  if (writers.length && cfg.rate > 0) {
-    const period = 1000 / cfg.rate
+  let windowFrames = null
+  let windowBytes = null
+  // Each client acts every `period` ms from a random phase, so the load is smooth.
+  const every = (period, act) => {
+    timers.push(
+      setTimeout(() => {
+        act()
+        timers.push(setInterval(act, period))
+      }, Math.random() * period),
+    )
+  }
+  if (editing || moving) {
     const t0 = now()
     windowStart = t0 + cfg.warmup * 1000
     windowEnd = windowStart + cfg.duration * 1000
-    // Each writer edits every `period` ms from a random phase, so the load is smooth.
-    for (const w of writers) {
-      const offset = Math.random() * period
-      timers.push(
-        setTimeout(() => {
-          w.edit()
-          timers.push(setInterval(() => w.edit(), period))
-        }, offset),
-      )
-    }
+    if (editing) for (const w of writers) every(1000 / cfg.rate, () => w.edit())
+    if (moving) for (const c of clients) every(1000 / cfg.cursor_rate, () => c.moveCursor())
     await sleep(windowStart - now())
     loopDelay.enable()
+    const frames0 = sum(clients, 'framesIn')
+    const bytes0 = sum(clients, 'bytesIn')
     emit({ event: 'measure_start' })
     await sleep(windowEnd - now())
     emit({ event: 'measure_end' })
+    windowFrames = sum(clients, 'framesIn') - frames0
+    windowBytes = sum(clients, 'bytesIn') - bytes0
     loopDelay.disable()
     for (const t of timers) clearTimeout(t)
     const drainUntil = now() + cfg.drain * 1000
-    while (delivered < expected && now() < drainUntil) await sleep(20)
+    while ((delivered < expected || cursorDelivered < cursorExpected) && now() < drainUntil) await sleep(20)
   }
 
   latencies.sort((a, b) => a - b)
-  const framesIn = clients.reduce((s, c) => s + c.framesIn, 0)
-  const bytesIn = clients.reduce((s, c) => s + c.bytesIn, 0)
   emit({
     event: 'result',
     connect,
@@ -505,13 +708,20 @@ async function main() {
       p99: round(percentile(latencies, 99)),
       max: round(latencies.at(-1) ?? null),
     },
+    cursors: moving ? cursorResult() : null,
+    seeded_rooms: seeded,
+    joins_ms: joins.times,
+    joins_sync_bytes: joins.sizes,
+    sync_bytes_min: Number.isFinite(syncBytesMin) ? syncBytesMin : null,
     loop_lag_ms: {
       p50: lag((h) => h.percentile(50)),
       p99: lag((h) => h.percentile(99)),
       max: lag((h) => h.max),
     },
-    frames_in: framesIn,
-    bytes_in: bytesIn,
+    frames_in: sum(clients, 'framesIn'),
+    bytes_in: sum(clients, 'bytesIn'),
+    window_frames_in: windowFrames,
+    window_bytes_in: windowBytes,
     unexpected_closes: unexpectedCloses,
     close_codes: closeCodes,
     errors,
