@@ -374,6 +374,12 @@ def test_with_auth_the_demo_uses_dev_tokens(browser: Browser, tmp_path_factory) 
         assert author.inner_text().startswith("demo-")
         expect(inspector.locator("#comment-facts dd")).to_have_text(["1", "0", "1"])
         screenshot(inspector, "auth-1-inspector-with-dev-token")
+        # Versions with the token: saved by its subject, listed through the Bearer header.
+        page.click("#history-tool")
+        page.keyboard.type("With a token")
+        page.keyboard.press("Enter")
+        expect(page.locator("#history-items .author")).to_have_count(1)
+        assert page.locator("#history-items .author").inner_text().startswith("demo-")
 
 
 def test_with_auth_and_no_dev_tokens_the_demo_asks_for_a_token(
