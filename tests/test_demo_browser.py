@@ -20,7 +20,16 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from support.authtokens import SECRET, hs256
-from support.browser import ARTIFACTS, NARROW, WIDE, Pages, doc_json, launch, screenshot
+from support.browser import (
+    ARTIFACTS,
+    NARROW,
+    WIDE,
+    Pages,
+    doc_json,
+    launch,
+    screenshot,
+    wait_synced_status,
+)
 from support.servers import YsyncProcess
 
 pytestmark = pytest.mark.slow
@@ -380,6 +389,17 @@ def test_with_auth_the_demo_uses_dev_tokens(browser: Browser, tmp_path_factory) 
         page.keyboard.press("Enter")
         expect(page.locator("#history-items .author")).to_have_count(1)
         assert page.locator("#history-items .author").inner_text().startswith("demo-")
+        # A viewer's page lists and previews versions but offers no Save or Restore.
+        status, viewer = post_json(f"{server.http_url}/demo/token", {"role": "viewer"})
+        assert status == 200
+        reader = pages.open(demo_url(server, "auth-dev"), name="Vi")
+        reader.evaluate("(t) => sessionStorage.setItem('ysync-token:editor', t)", viewer["token"])
+        reader.reload()
+        wait_synced_status(reader)
+        reader.click("#history-tool")
+        expect(reader.locator("#history-items [data-version] .preview")).to_have_count(1)
+        expect(reader.locator("#version-form")).to_be_hidden()
+        expect(reader.locator("#history-items .restore")).to_have_count(0)
 
 
 def test_with_auth_and_no_dev_tokens_the_demo_asks_for_a_token(
