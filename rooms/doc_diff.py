@@ -28,7 +28,7 @@ from difflib import SequenceMatcher
 from typing import Any
 
 import orjson
-from pycrdt import Doc, XmlFragment
+from pycrdt import Array, Doc, Map, Text, XmlFragment
 
 from ysync.rooms.content import Kind, root_kinds
 from ysync.rooms.doc_ops import replace_root
@@ -115,7 +115,8 @@ def restore_update(doc: Doc[Any], target: bytes) -> bytes:
 
     Roots `target` lacks are emptied (a Yjs root cannot be removed); a root whose
     type differs keeps its current type and is emptied."""
-    wanted = render(doc_of(target))
+    typed = doc_of(target)
+    wanted = render(typed)
     current = root_kinds(doc)
     copy = doc_of(doc.get_update())
     with copy.transaction():
@@ -124,12 +125,46 @@ def restore_update(doc: Doc[Any], target: bytes) -> bytes:
             if kind is None:
                 continue
             value = wanted["content"].get(name)
+            if kind == "map" and wanted["types"].get(name) == kind:
+                restore_map(copy.get(name, type=Map), typed.get(name, type=Map))
+                continue
             if wanted["types"].get(name) != kind:
                 value = _EMPTY[kind]
             replace_root(copy, name, kind, value)
             if kind == "xml":
                 fill_formatting(copy.get(name, type=XmlFragment), value)
     return copy.get_update(doc.get_state())
+
+
+def restore_map(current: Map[Any], wanted: Map[Any]) -> None:
+    """Make `current` hold `wanted`'s entries, key by key. A nested shared map stays one:
+    restored in place when it is one now (so edits to its other keys merge), or rebuilt
+    as a shared map, not flattened to a JSON object (clients that keep, say, one Y.Map
+    per canvas element need it to still be a Y.Map)."""
+    want = dict(wanted.items())
+    for key in sorted(set(current.keys()) - want.keys()):
+        del current[key]
+    for key, value in want.items():
+        old = current.get(key)
+        if isinstance(value, Map) and isinstance(old, Map):
+            restore_map(old, value)
+        elif isinstance(value, Map | Array | Text):
+            if not isinstance(old, type(value)) or old.to_py() != value.to_py():
+                current[key] = _prelim(value)
+        elif isinstance(old, Map | Array | Text | XmlFragment) or old != value:
+            current[key] = value
+
+
+def _prelim(value: Any) -> Any:
+    """A new shared type with `value`'s content (nested shared maps, arrays and texts
+    included; formatting of nested texts is not kept)."""
+    if isinstance(value, Map):
+        return Map({k: _prelim(v) for k, v in value.items()})
+    if isinstance(value, Array):
+        return Array([_prelim(v) for v in value])
+    if isinstance(value, Text):
+        return Text(str(value))
+    return value
 
 
 def fill_formatting(fragment: Any, nodes: list[Any]) -> None:

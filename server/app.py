@@ -178,8 +178,9 @@ def create_app(
         static.append(from_hooks(hooks))
     static += [
         *extensions,
-        # The comment pins need the comments API, which CommentsExtension serves.
-        *([DemoExtension(settings, features=("comments",))] if settings.demo else []),
+        # Comment pins and the History panel need the APIs CommentsExtension and
+        # VersionsExtension serve (both always here).
+        *([DemoExtension(settings, features=("comments", "versions"))] if settings.demo else []),
         CommentsExtension(
             max_comment_bytes=settings.max_comment_bytes,
             max_metadata_bytes=settings.max_metadata_bytes,

@@ -78,7 +78,7 @@ def _load(name: str, media_type: str) -> _Asset:
 def routes(settings: Settings, features: Sequence[str] = ()) -> list[Route]:
     """The demo's routes; reads the bundle now, so a missing one fails at start-up.
 
-    `features` are the server parts the optional bits of the pages need (`comments`);
+    `features` are the server parts the optional bits of the pages need (`comments`, `versions`);
     a part whose feature is not listed stays hidden.
     """
     assets = {name: _load(name, kind) for name, kind in ASSETS.items()}

@@ -68,7 +68,7 @@ def test_pages_are_served_with_their_config_and_a_strict_policy(path: str, scrip
         "auth": "none",
         "devTokens": False,
         "pathPrefix": "/",
-        "features": ["comments"],  # the comments API is always served
+        "features": ["comments", "versions"],  # both APIs are always served
     }
 
 

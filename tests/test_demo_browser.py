@@ -20,7 +20,16 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from support.authtokens import SECRET, hs256
-from support.browser import ARTIFACTS, NARROW, WIDE, Pages, doc_json, launch, screenshot
+from support.browser import (
+    ARTIFACTS,
+    NARROW,
+    WIDE,
+    Pages,
+    doc_json,
+    launch,
+    screenshot,
+    wait_synced_status,
+)
 from support.servers import YsyncProcess
 
 pytestmark = pytest.mark.slow
@@ -374,6 +383,23 @@ def test_with_auth_the_demo_uses_dev_tokens(browser: Browser, tmp_path_factory) 
         assert author.inner_text().startswith("demo-")
         expect(inspector.locator("#comment-facts dd")).to_have_text(["1", "0", "1"])
         screenshot(inspector, "auth-1-inspector-with-dev-token")
+        # Versions with the token: saved by its subject, listed through the Bearer header.
+        page.click("#history-tool")
+        page.keyboard.type("With a token")
+        page.keyboard.press("Enter")
+        expect(page.locator("#history-items .author")).to_have_count(1)
+        assert page.locator("#history-items .author").inner_text().startswith("demo-")
+        # A viewer's page lists and previews versions but offers no Save or Restore.
+        status, viewer = post_json(f"{server.http_url}/demo/token", {"role": "viewer"})
+        assert status == 200
+        reader = pages.open(demo_url(server, "auth-dev"), name="Vi")
+        reader.evaluate("(t) => sessionStorage.setItem('ysync-token:editor', t)", viewer["token"])
+        reader.reload()
+        wait_synced_status(reader)
+        reader.click("#history-tool")
+        expect(reader.locator("#history-items [data-version] .preview")).to_have_count(1)
+        expect(reader.locator("#version-form")).to_be_hidden()
+        expect(reader.locator("#history-items .restore")).to_have_count(0)
 
 
 def test_with_auth_and_no_dev_tokens_the_demo_asks_for_a_token(
@@ -497,3 +523,93 @@ def test_comments_work_from_the_keyboard_in_a_narrow_window(
     expect(popover.locator(".comment")).to_have_count(2)
     expect(page.locator("#layer-pins .pin .pin-count")).to_have_text("2")
     assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
+
+
+def history_names(page: Page) -> list[str]:
+    return page.locator("#history-items [data-version] .name").all_inner_texts()
+
+
+def test_history_saves_previews_and_restores_a_version_on_both_pages(
+    server: YsyncProcess, pages: Pages
+) -> None:
+    room = "browser-history"
+    ada = pages.open(demo_url(server, room), name="Ada")
+    grace = pages.open(demo_url(server, room), name="Grace")
+    ada.click('[data-add="rect"]')
+    v1 = element(ada)
+    wait_element(grace, {"x": v1["x"], "y": v1["y"], "color": v1["color"]})
+    # Grace's panel is open before the version exists: the feed brings it in.
+    grace.click("#history-tool")
+    expect(grace.locator("#history-items")).to_have_text("No versions yet. Save one above.")
+
+    # Ada saves "v1" from the keyboard, then moves and recolors the shape.
+    ada.click("#history-tool")
+    assert focused(ada) == "version-name"
+    ada.keyboard.type("v1")
+    ada.keyboard.press("Enter")
+    expect(ada.locator("#history-items [data-version]")).to_have_count(1)
+    row = grace.locator("#history-items [data-version]")
+    expect(row.locator(".name")).to_have_text("v1")  # from version.created on the feed
+    expect(row.locator(".kind")).to_have_text("Named")
+    expect(row.locator(".author")).to_have_text("anonymous")  # auth off: the server's user
+    ada.locator("#layer-elements .el").first.focus()
+    for _ in range(3):
+        ada.keyboard.press("ArrowDown")
+    ada.click('.swatch[data-color="#bfdbfe"]')
+    moved = {"x": v1["x"], "y": v1["y"] + 30, "color": "#bfdbfe"}
+    wait_element(grace, moved)
+    screenshot(ada, "history-1-ada-saved-v1-and-moved-on")
+
+    # Grace previews v1: its old place and color, read-only, instead of the live canvas.
+    row.locator(".preview").click()
+    preview = grace.locator("#preview-canvas")
+    expect(preview).to_be_visible()
+    expect(grace.locator("#canvas")).to_be_hidden()
+    expect(grace.locator("#preview-bar .what")).to_contain_text("Preview of “v1”")
+    shape = preview.locator(".el")
+    expect(shape).to_have_count(1)
+    expect(shape).to_have_attribute("transform", f"translate({v1['x']} {v1['y']})")
+    expect(shape.locator(".shape")).to_have_attribute("fill", str(v1["color"]))
+    assert element(grace)["color"] == "#bfdbfe"  # the document itself is untouched
+    screenshot(grace, "history-2-grace-previews-v1")
+
+    # She restores it from the preview; the confirmation is answered from the keyboard.
+    grace.click("#preview-bar .restore")
+    assert grace.evaluate("document.activeElement.className") == "no"  # Cancel first
+    grace.keyboard.press("Shift+Tab")
+    grace.keyboard.press("Enter")
+    back = {"x": v1["x"], "y": v1["y"], "color": v1["color"]}
+    wait_element(grace, back)
+    wait_element(ada, back)
+    expect(grace.locator("#canvas")).to_be_visible()
+    expect(preview).to_be_hidden()
+    # Both lists show the restore on top, then the state it replaced, then v1.
+    for page in (grace, ada):
+        expect(page.locator("#history-items [data-version]")).to_have_count(3)
+        assert history_names(page)[0] == "Restored v1"
+        kinds = page.locator("#history-items [data-version]").evaluate_all(
+            "rows => rows.map((r) => r.dataset.kind)"
+        )
+        assert kinds == ["restore", "pre-restore", "named"]
+    screenshot(ada, "history-3-both-back-at-v1")
+
+
+def test_history_works_from_the_keyboard_in_a_narrow_window(
+    server: YsyncProcess, pages: Pages
+) -> None:
+    page = pages.open(demo_url(server, "browser-history-keys"), name="Kim", viewport=NARROW)
+    page.locator("#history-tool").focus()
+    page.keyboard.press("Enter")
+    panel = page.locator("#history-panel")
+    expect(panel).to_be_visible()
+    assert focused(page) == "version-name"
+    page.keyboard.type("First draft")
+    page.keyboard.press("Enter")
+    expect(page.locator("#history-items .name")).to_have_text("First draft")
+    box = panel.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= NARROW["width"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
+    screenshot(page, "history-4-keyboard-narrow")
+    page.keyboard.press("Escape")  # closes it; the focus goes back to the History button
+    expect(panel).to_be_hidden()
+    assert focused(page) == "history-tool"

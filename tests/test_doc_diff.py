@@ -80,3 +80,27 @@ def test_restoring_brings_back_every_root_with_formatting_and_empties_new_ones()
         "insert": "bold",
         "attributes": {"strong": {}},
     }
+
+
+def test_restoring_keeps_nested_maps_shared_maps_and_merges_into_them() -> None:
+    # The demo's canvas keeps one Y.Map per element in the `elements` map.
+    doc: Doc[Any] = Doc()
+    elements = doc.get("elements", type=Map)
+    elements["a"] = Map({"x": 1, "color": "yellow", "tags": Array(["t"])})
+    elements["b"] = Map({"x": 5})
+    v1 = doc.get_update()
+    elements["a"]["x"] = 30
+    elements["a"]["color"] = "blue"
+    del elements["b"]
+    elements["c"] = Map({"x": 9})
+    # Meanwhile an offline client writes a key of "a" the restore does not touch.
+    offline: Doc[Any] = Doc()
+    offline.apply_update(doc.get_update())
+    offline.get("elements", type=Map)["a"]["text"] = "offline"
+    doc.apply_update(restore_update(doc, v1))
+    assert elements.to_py() == {"a": {"x": 1, "color": "yellow", "tags": ["t"]}, "b": {"x": 5}}
+    assert isinstance(elements["a"], Map) and isinstance(elements["b"], Map)
+    assert isinstance(elements["a"]["tags"], Array)
+    # "a" was restored in place, key by key, so the offline edit merges into it.
+    doc.apply_update(offline.get_update(doc.get_state()))
+    assert elements["a"].to_py() == {"x": 1, "color": "yellow", "tags": ["t"], "text": "offline"}

@@ -70,6 +70,48 @@ export const locksOf = (states, { myUserId = null, dragging = null, now = Date.n
   return locks
 }
 
+/** An element's accessible description: type, color, text. */
+const describeElement = (el) => `${TYPES[el.type]}, ${COLOR_NAMES[el.color] ?? el.color}${el.text ? ': ' + el.text : ''}`
+
+/** A new, empty element node (shape, text box, resize handle); `paintElement` fills it. */
+export const createElementNode = (id) => {
+  const g = svgNode('g', { class: 'el', tabindex: '0', role: 'option', 'data-id': id })
+  const shape = svgNode('rect', { class: 'shape' })
+  const label = svgNode('foreignObject', { class: 'label-box' })
+  const div = document.createElement('div')
+  label.append(div)
+  const handle = svgNode('rect', { class: 'handle', width: 14, height: 14, rx: 3 })
+  g.append(shape, label, handle)
+  return g
+}
+
+/** Draws `el` (from readElement) into its node: place, shape, color, text. */
+export const paintElement = (g, el) => {
+  g.setAttribute('transform', `translate(${el.x} ${el.y})`)
+  g.dataset.type = el.type
+  g.setAttribute('aria-label', describeElement(el))
+  let [shape, label, handle] = g.children
+  if (shape.dataset.type !== el.type) {
+    const next = el.type === 'ellipse' ? svgNode('ellipse') : svgNode('rect')
+    next.dataset.type = el.type
+    next.classList.add('shape')
+    g.replaceChild(next, shape)
+    shape = next
+  }
+  if (el.type === 'ellipse') {
+    Object.entries({ cx: el.w / 2, cy: el.h / 2, rx: el.w / 2, ry: el.h / 2 }).forEach(([k, v]) => shape.setAttribute(k, v))
+  } else {
+    Object.entries({ width: el.w, height: el.h, rx: el.type === 'sticky' ? 2 : 8 }).forEach(([k, v]) => shape.setAttribute(k, v))
+  }
+  shape.setAttribute('fill', el.color)
+  label.setAttribute('width', el.w)
+  label.setAttribute('height', el.h)
+  label.firstChild.textContent = el.text
+  label.firstChild.className = el.type === 'sticky' ? 'label sticky' : 'label'
+  handle.setAttribute('x', el.w - 7)
+  handle.setAttribute('y', el.h - 7)
+}
+
 export const mountCanvas = ({ doc, awareness, me = () => null }) => {
   const elements = doc.getMap('elements')
   const metadata = doc.getMap('metadata')
@@ -93,45 +135,13 @@ export const mountCanvas = ({ doc, awareness, me = () => null }) => {
 
   // ---- the document -> the DOM -------------------------------------------------
   const renderElement = (g, id, el) => {
-    g.setAttribute('transform', `translate(${el.x} ${el.y})`)
-    g.dataset.type = el.type
+    paintElement(g, el)
     const lock = locks.get(id)
-    g.setAttribute('aria-label', `${TYPES[el.type]}, ${COLOR_NAMES[el.color] ?? el.color}${el.text ? ': ' + el.text : ''}${lock ? `, locked by ${lock.name}` : ''}`)
+    if (lock) g.setAttribute('aria-label', `${describeElement(el)}, locked by ${lock.name}`)
     g.classList.toggle('locked', Boolean(lock))
     if (lock) g.dataset.lockedBy = lock.name
     else delete g.dataset.lockedBy
     g.setAttribute('aria-selected', String(selection.includes(id)))
-    const [shape, label, handle] = g.children
-    if (shape.dataset.type !== el.type) {
-      const next = el.type === 'ellipse' ? svgNode('ellipse') : svgNode('rect')
-      next.dataset.type = el.type
-      next.classList.add('shape')
-      g.replaceChild(next, shape)
-      return renderElement(g, id, el)
-    }
-    if (el.type === 'ellipse') {
-      Object.entries({ cx: el.w / 2, cy: el.h / 2, rx: el.w / 2, ry: el.h / 2 }).forEach(([k, v]) => shape.setAttribute(k, v))
-    } else {
-      Object.entries({ width: el.w, height: el.h, rx: el.type === 'sticky' ? 2 : 8 }).forEach(([k, v]) => shape.setAttribute(k, v))
-    }
-    shape.setAttribute('fill', el.color)
-    label.setAttribute('width', el.w)
-    label.setAttribute('height', el.h)
-    label.firstChild.textContent = el.text
-    label.firstChild.className = el.type === 'sticky' ? 'label sticky' : 'label'
-    handle.setAttribute('x', el.w - 7)
-    handle.setAttribute('y', el.h - 7)
-  }
-
-  const createNode = (id) => {
-    const g = svgNode('g', { class: 'el', tabindex: '0', role: 'option', 'data-id': id })
-    const shape = svgNode('rect', { class: 'shape' })
-    const label = svgNode('foreignObject', { class: 'label-box' })
-    const div = document.createElement('div')
-    label.append(div)
-    const handle = svgNode('rect', { class: 'handle', width: 14, height: 14, rx: 3 })
-    g.append(shape, label, handle)
-    return g
   }
 
   const render = () => {
@@ -145,7 +155,7 @@ export const mountCanvas = ({ doc, awareness, me = () => null }) => {
     ids.forEach((id, index) => {
       let g = nodes.get(id)
       if (!g) {
-        g = createNode(id)
+        g = createElementNode(id)
         nodes.set(id, g)
       }
       const map = elements.get(id)

@@ -12,10 +12,8 @@
 // not drawn (the thread stays in the Comments list).
 
 import * as Y from 'yjs'
-import { httpUrl } from '../shared/config.js'
-import { followRoom, roomPath } from '../shared/feed.js'
+import { oneAtATime, roomApi } from '../shared/api.js'
 import { displayName } from '../shared/names.js'
-import { bearer } from '../shared/tokens.js'
 import { readElement, WORLD } from './canvas.js'
 
 const SVG = 'http://www.w3.org/2000/svg'
@@ -52,7 +50,7 @@ const when = (iso) => {
   return Number.isNaN(t.getTime()) ? '' : t.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
 }
 
-export const mountComments = ({ doc, awareness, room, token, me }) => {
+export const mountComments = ({ doc, awareness, room, token, me, follow }) => {
   const elements = doc.getMap('elements')
   const layer = document.getElementById('layer-pins')
   const popover = document.getElementById('thread-popover')
@@ -67,41 +65,12 @@ export const mountComments = ({ doc, awareness, room, token, me }) => {
   for (const node of [tool, list]) node.hidden = false
 
   // ---- the API ----------------------------------------------------------------------
-  const call = async (method, path, body) => {
-    const response = await fetch(httpUrl(`${roomPath(room)}/${path}`), {
-      method,
-      headers: { 'Content-Type': 'application/json', ...bearer(token()) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: 'no-store'
-    })
-    if (response.status === 204) return null
-    const answer = await response.json().catch(() => ({}))
-    if (!response.ok) throw new Error(answer.error ?? `HTTP ${response.status}`)
-    return answer
-  }
-
-  let loading = null
-  let again = false
-  const refresh = async () => {
-    if (!navigator.onLine) return // once back online (the listener below)
-    if (loading) {
-      again = true // one more once this one is in
-      return loading
-    }
-    loading = (async () => {
-      do {
-        again = false
-        try {
-          threads = (await call('GET', `threads?limit=${LIST_LIMIT}`)).threads
-          render()
-        } catch {
-          // Offline or refused: the pins stay as they were; the feed retries.
-        }
-      } while (again)
-      loading = null
-    })()
-    return loading
-  }
+  const call = roomApi(room, token)
+  // Offline: once back online (the listener below).
+  const refresh = oneAtATime(async () => {
+    threads = (await call('GET', `threads?limit=${LIST_LIMIT}`)).threads
+    render()
+  })
 
   // ---- who -----------------------------------------------------------------------------
   // Authors and mentions are user ids. The name comes from a verified identity
@@ -408,8 +377,7 @@ export const mountComments = ({ doc, awareness, room, token, me }) => {
     if (!frame) frame = requestAnimationFrame(() => { frame = 0; renderPins(); if (open && !popover.contains(document.activeElement)) renderPopover() })
   }
   elements.observeDeep(later) // pins follow their elements
-  followRoom(room, {
-    token,
+  follow({
     onOpen: refresh, // first load, and whatever was missed while the feed was down
     onEvent: ({ type }) => {
       if (CHANGES.test(type) || type === 'reset') refresh()

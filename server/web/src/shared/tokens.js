@@ -51,13 +51,29 @@ export const tokenFor = async (role, { name = '', refresh = false, reason = '' }
 /** Authorization headers for /api requests. */
 export const bearer = (token) => (token ? { Authorization: `Bearer ${token}` } : {})
 
-/** The `sub` claim of a JWT (not verified: only to tell which reactions are ours), or null. */
-export const subjectOf = (token) => {
+/** A JWT's claims, unverified (the server checks them), or null. */
+const claimsOf = (token) => {
   try {
     const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')
-    const sub = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(part), (c) => c.charCodeAt(0)))).sub
-    return typeof sub === 'string' ? sub : null
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(part), (c) => c.charCodeAt(0))))
   } catch {
     return null
   }
+}
+
+/** The `sub` claim of a JWT (not verified: only to tell which reactions are ours), or null. */
+export const subjectOf = (token) => {
+  const sub = claimsOf(token)?.sub
+  return typeof sub === 'string' ? sub : null
+}
+
+/**
+ * The role a token grants in `room` by its `rooms` claim, exact room or "*" (not
+ * verified: only to hide buttons the server would refuse), or null: no token, or
+ * a pattern grant this does not read.
+ */
+export const roleIn = (token, room) => {
+  const rooms = token ? claimsOf(token)?.rooms : null
+  const role = rooms?.[room] ?? rooms?.['*']
+  return typeof role === 'string' ? role : null
 }
