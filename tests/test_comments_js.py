@@ -13,11 +13,13 @@ from support.jsclient import JSClient
 from support.servers import YsyncProcess
 
 TEXT = "The quick brown fox jumps over the lazy dog"
+# Four node processes and a server share a loaded 2-core machine: be patient.
+WAIT = {"timeout_ms": 20_000}
 
 
 async def joined(client: JSClient, server: YsyncProcess, room: str) -> JSClient:
     await client.call("connect", url=server.ws_url, room=room)
-    await client.call("wait_synced")
+    await client.call("wait_synced", **WAIT)
     return client
 
 
@@ -43,7 +45,7 @@ def test_a_range_keeps_its_words_through_concurrent_edits_then_is_orphaned(
             ]
             for other in (b, c, d):
                 await joined(other, server, room)
-                await other.call("wait_for", name="text", kind="text", equals=TEXT)
+                await other.call("wait_for", name="text", kind="text", equals=TEXT, **WAIT)
             async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as api:
                 path = "/api/rooms/anchors%2Fjs/threads"
                 anchor = {"kind": "range", "type": "text", "start": start, "end": end}
@@ -57,15 +59,21 @@ def test_a_range_keeps_its_words_through_concurrent_edits_then_is_orphaned(
                 assert (await api.get(one, params={"resolveAnchors": "1"})).json()[
                     "resolvedAnchor"
                 ] == {"orphaned": False, "start": 10, "end": 19, "text": "brown fox"}
-                # At once, without waiting for each other: before the range and inside it.
+                # Truly concurrent edits, before the range and inside it: each is made
+                # offline against TEXT, so none of them sees another's first. (Sent live
+                # "at once", d could get b's "very " before making its own index-based
+                # insert, and "ish" then lands before "brown" — a different document.)
+                editors = (b, c, d)
+                await asyncio.gather(*(e.call("disconnect") for e in editors))
                 await asyncio.gather(
                     b.call("text_insert", name="text", index=4, value="very "),
                     c.call("text_delete", name="text", index=0, length=4),
                     d.call("text_insert", name="text", index=15, value="ish"),
                 )
+                await asyncio.gather(*(e.call("reconnect") for e in editors))
                 final = "very quick brownish fox jumps over the lazy dog"
                 for client in (author, b, c, d):
-                    await client.call("wait_for", name="text", kind="text", equals=final)
+                    await client.call("wait_for", name="text", kind="text", equals=final, **WAIT)
                 where = (await api.get(one, params={"resolveAnchors": "1"})).json()[
                     "resolvedAnchor"
                 ]
@@ -80,7 +88,7 @@ def test_a_range_keeps_its_words_through_concurrent_edits_then_is_orphaned(
 
                 await b.call("text_delete", name="text", index=11, length=len("brownish fox"))
                 gone = "very quick  jumps over the lazy dog"
-                await author.call("wait_for", name="text", kind="text", equals=gone)
+                await author.call("wait_for", name="text", kind="text", equals=gone, **WAIT)
                 orphaned = (await api.get(one, params={"resolveAnchors": "1"})).json()[
                     "resolvedAnchor"
                 ]
