@@ -330,7 +330,10 @@ def test_many_clients_leaving_at_once_do_not_stall_the_rest(server: YsyncProcess
         ):
             await stayer.synced()
             await writer.synced()
-            leavers = [await raw(server, "exodus") for _ in range(40)]
+            # max_queue=None: a client that never reads its (awareness) messages would
+            # otherwise stop reading the socket, miss the server's FIN after the close
+            # handshake and wait out its 10 s close_timeout.
+            leavers = [await raw(server, "exodus", max_queue=None) for _ in range(40)]
             for ws in leavers:
                 await ws.send(codec.encode_sync_step1(b"\x00"))
                 await ws.send(
