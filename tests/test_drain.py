@@ -304,10 +304,12 @@ def test_a_stuck_store_cannot_hold_the_exit_past_the_deadline(
                 assert server.proc is not None
                 signalled = time.monotonic()
                 server.proc.send_signal(signal.SIGTERM)
-                code = await wait_exit(server, 10)
+                code = await wait_exit(server, 15)
                 elapsed = time.monotonic() - signalled
                 assert code == 1, code
-                assert 2.9 <= elapsed < 5, elapsed
+                # At the deadline, not before; the store never answers, so without the
+                # deadline there would be no exit at all (the bound is loose: loaded CI).
+                assert 2.9 <= elapsed < 12, elapsed
             finally:
                 lock.execute("ROLLBACK")
                 lock.close()
