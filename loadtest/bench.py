@@ -125,7 +125,7 @@ def scenario_load(name: str, opts: Options) -> Load:
     s = opts.scale
     timing: dict[str, Any] = {}
     if opts.quick:
-        timing = {"warmup": 0.5, "duration": 1.0, "drain": 5.0}
+        timing = {"warmup": 0.5, "duration": 2.0, "drain": 5.0}
     if name in ("many-rooms", "saturate"):
         rooms = max(2, round(1000 * s))
         return Load(rooms, 5, 1, 1, rate=2.0, **timing)
