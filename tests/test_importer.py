@@ -51,8 +51,10 @@ def peers_dir() -> Path:
     target = base / "ysync-test-peers" / hashlib.sha256(lock).hexdigest()[:16]
     target.mkdir(parents=True, exist_ok=True)
     for path in PEERS.iterdir():
-        if path.is_file():
-            shutil.copyfile(path, target / path.name)
+        copy = target / path.name
+        # Only when changed: a fresh mtime on package-lock.json would re-run `npm ci`.
+        if path.is_file() and (not copy.exists() or copy.read_bytes() != path.read_bytes()):
+            shutil.copyfile(path, copy)
     with pytest.MonkeyPatch.context() as env:
         if SYSTEM_SQLITE.exists():
             env.setenv("npm_config_sqlite", str(SYSTEM_SQLITE.parent.parent))
@@ -172,16 +174,23 @@ def test_y_websocket_leveldb_directory(
     with node_server(peers_dir, [server_js], {"YPERSISTENCE": str(directory)}) as port:
 
         async def write() -> None:
-            for name, text in CONTENT.items():
-                async with JSClient.start(js_clients_dir) as client:
-                    await client.call("connect", url=f"ws://127.0.0.1:{port}", room=name)
-                    await client.call("wait_synced")
-                    await client.call("text_insert", name="t", index=0, value=text)
-                    await client.call("map_set", name="m", key="k", value=1)
+            # One writer and one reader process; `destroy` closes the provider's socket
+            # cleanly (after what it sent) and drops its doc, so the next `connect` is a
+            # new client of the next document.
+            async with (
+                JSClient.start(js_clients_dir) as writer,
+                JSClient.start(js_clients_dir) as reader,
+            ):
+                for name, text in CONTENT.items():
+                    await writer.call("connect", url=f"ws://127.0.0.1:{port}", room=name)
+                    await writer.call("wait_synced")
+                    await writer.call("text_insert", name="t", index=0, value=text)
+                    await writer.call("map_set", name="m", key="k", value=1)
+                    await writer.call("destroy")
                     # What the server holds is in LevelDB: a fresh client reads it back.
-                async with JSClient.start(js_clients_dir) as reader:
                     await reader.call("connect", url=f"ws://127.0.0.1:{port}", room=name)
                     await reader.call("wait_for", name="t", kind="text", equals=text)
+                    await reader.call("destroy")
 
         aio.run(write(), timeout=60)
     store = check_import("y-leveldb", directory, tmp_path)
