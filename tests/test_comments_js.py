@@ -57,12 +57,18 @@ def test_a_range_keeps_its_words_through_concurrent_edits_then_is_orphaned(
                 assert (await api.get(one, params={"resolveAnchors": "1"})).json()[
                     "resolvedAnchor"
                 ] == {"orphaned": False, "start": 10, "end": 19, "text": "brown fox"}
-                # At once, without waiting for each other: before the range and inside it.
+                # Truly concurrent edits, before the range and inside it: each is made
+                # offline against TEXT, so none of them sees another's first. (Sent live
+                # "at once", d could get b's "very " before making its own index-based
+                # insert, and "ish" then lands before "brown" — a different document.)
+                editors = (b, c, d)
+                await asyncio.gather(*(e.call("disconnect") for e in editors))
                 await asyncio.gather(
                     b.call("text_insert", name="text", index=4, value="very "),
                     c.call("text_delete", name="text", index=0, length=4),
                     d.call("text_insert", name="text", index=15, value="ish"),
                 )
+                await asyncio.gather(*(e.call("reconnect") for e in editors))
                 final = "very quick brownish fox jumps over the lazy dog"
                 for client in (author, b, c, d):
                     await client.call("wait_for", name="text", kind="text", equals=final)

@@ -162,8 +162,13 @@ def test_sigterm_drains_real_js_clients_then_exits_within_the_deadline(
     tmp_path: Path, js_clients_dir: Path
 ) -> None:
     store = f"sqlite:///{tmp_path}/drain.db"
+    # The checks below run during the drain; a `ysync status` process alone takes
+    # 1.5 s to start on a loaded machine, so the drain is 4 s, not 2.
+    drain = 4.0
     server = YsyncProcess(
-        "--drain-seconds", "2", "--shutdown-timeout", "10", store=store, log_path=tmp_path / "log"
+        *("--drain-seconds", str(drain), "--shutdown-timeout", "10"),
+        store=store,
+        log_path=tmp_path / "log",
     ).start()
 
     async def scenario() -> None:
@@ -196,13 +201,13 @@ def test_sigterm_drains_real_js_clients_then_exits_within_the_deadline(
                 assert (late.close_code, late.close_reason) == (1012, RESTART_REASON)
 
             for client in (a, b):
-                close = (await client.call("wait_close", timeout_ms=5000))["close"]
+                close = (await client.call("wait_close", timeout_ms=10_000))["close"]
                 assert (close["code"], close["reason"]) == (1012, RESTART_REASON)
-            assert time.monotonic() - signalled >= 1.9  # --drain-seconds 2
+            assert time.monotonic() - signalled >= drain - 0.1
             code = await wait_exit(server, 10 - (time.monotonic() - signalled))
             assert code in CLEAN_EXIT
             elapsed = time.monotonic() - signalled
-            print(f"closed after the 2 s drain, exited {elapsed:.2f} s after SIGTERM")
+            print(f"closed after the {drain:g} s drain, exited {elapsed:.2f} s after SIGTERM")
 
             # Edits made while it drained are committed; the providers come back on their own.
             server.stop()
@@ -304,10 +309,12 @@ def test_a_stuck_store_cannot_hold_the_exit_past_the_deadline(
                 assert server.proc is not None
                 signalled = time.monotonic()
                 server.proc.send_signal(signal.SIGTERM)
-                code = await wait_exit(server, 10)
+                code = await wait_exit(server, 15)
                 elapsed = time.monotonic() - signalled
                 assert code == 1, code
-                assert 2.9 <= elapsed < 5, elapsed
+                # At the deadline, not before; the store never answers, so without the
+                # deadline there would be no exit at all (the bound is loose: loaded CI).
+                assert 2.9 <= elapsed < 12, elapsed
             finally:
                 lock.execute("ROLLBACK")
                 lock.close()

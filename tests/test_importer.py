@@ -33,22 +33,32 @@ from support.servers import free_port
 
 PEERS = Path(__file__).parent / "peers"
 pytestmark = pytest.mark.timeout(600)  # the first install builds sqlite3 from source
+# With SQLite's headers installed, node-gyp builds the sqlite3 addon against the
+# system library: four small C++ files instead of the 9 MB amalgamation (about
+# 10 s of CPU instead of 55 s on a 2-core machine). The prebuilt binaries would
+# come from GitHub, which the test machines cannot reach.
+SYSTEM_SQLITE = Path("/usr/include/sqlite3.h")
 CONTENT = {"notes/a": "alpha", "notes/b": "beta βeta", "solo": "only one"}
 
 
 @pytest.fixture(scope="session")
 def peers_dir() -> Path:
     """tests/peers installed in a cache outside the checkout, keyed by its lock: the
-    first install builds sqlite3 from source (minutes), later ones and fresh clones
-    on the same machine reuse it."""
+    first install builds the sqlite3 addon (see SYSTEM_SQLITE), later ones and fresh
+    clones on the same machine reuse it."""
     lock = (PEERS / "package-lock.json").read_bytes()
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     target = base / "ysync-test-peers" / hashlib.sha256(lock).hexdigest()[:16]
     target.mkdir(parents=True, exist_ok=True)
     for path in PEERS.iterdir():
-        if path.is_file():
-            shutil.copyfile(path, target / path.name)
-    ensure_node_modules(target)
+        copy = target / path.name
+        # Only when changed: a fresh mtime on package-lock.json would re-run `npm ci`.
+        if path.is_file() and (not copy.exists() or copy.read_bytes() != path.read_bytes()):
+            shutil.copyfile(path, copy)
+    with pytest.MonkeyPatch.context() as env:
+        if SYSTEM_SQLITE.exists():
+            env.setenv("npm_config_sqlite", str(SYSTEM_SQLITE.parent.parent))
+        ensure_node_modules(target)
     return target
 
 
@@ -164,16 +174,23 @@ def test_y_websocket_leveldb_directory(
     with node_server(peers_dir, [server_js], {"YPERSISTENCE": str(directory)}) as port:
 
         async def write() -> None:
-            for name, text in CONTENT.items():
-                async with JSClient.start(js_clients_dir) as client:
-                    await client.call("connect", url=f"ws://127.0.0.1:{port}", room=name)
-                    await client.call("wait_synced")
-                    await client.call("text_insert", name="t", index=0, value=text)
-                    await client.call("map_set", name="m", key="k", value=1)
+            # One writer and one reader process; `destroy` closes the provider's socket
+            # cleanly (after what it sent) and drops its doc, so the next `connect` is a
+            # new client of the next document.
+            async with (
+                JSClient.start(js_clients_dir) as writer,
+                JSClient.start(js_clients_dir) as reader,
+            ):
+                for name, text in CONTENT.items():
+                    await writer.call("connect", url=f"ws://127.0.0.1:{port}", room=name)
+                    await writer.call("wait_synced")
+                    await writer.call("text_insert", name="t", index=0, value=text)
+                    await writer.call("map_set", name="m", key="k", value=1)
+                    await writer.call("destroy")
                     # What the server holds is in LevelDB: a fresh client reads it back.
-                async with JSClient.start(js_clients_dir) as reader:
                     await reader.call("connect", url=f"ws://127.0.0.1:{port}", room=name)
                     await reader.call("wait_for", name="t", kind="text", equals=text)
+                    await reader.call("destroy")
 
         aio.run(write(), timeout=60)
     store = check_import("y-leveldb", directory, tmp_path)

@@ -27,6 +27,7 @@ RESTART_REASON = RESTART.reason
 ROOM = "rolling/doc"
 CLEAN_EXIT = (0, -signal.SIGTERM)
 EDIT_INTERVAL = 0.02
+EDITS_BETWEEN = 25  # per editor, before, between and after the restarts: > 200 in all
 
 
 def run(coro: Any) -> Any:
@@ -64,6 +65,13 @@ async def restart(node: YsyncProcess, editors: list[Editor]) -> float:
     for editor in editors:
         await editor.client.call("wait_synced", timeout_ms=15_000)
     return time.monotonic() - started
+
+
+async def more_edits(editors: list[Editor], n: int) -> None:
+    """Until every editor has written `n` more keys (a count, not a sleep: under load
+    a JS client's round trips are slow)."""
+    targets = [(e, len(e.written) + n) for e in editors]
+    await aio.wait_until(lambda: all(len(e.written) >= t for e, t in targets), 60)
 
 
 async def stored_keys(store_url: str) -> set[str]:
@@ -111,11 +119,11 @@ def test_rolling_restart_of_two_nodes_under_load_loses_no_edit(
                 stop = asyncio.Event()
                 streams = [asyncio.create_task(e.run(stop)) for e in everyone]
                 try:
-                    await asyncio.sleep(1.0)
+                    await more_edits(everyone, EDITS_BETWEEN)
                     for i, node in enumerate(nodes):
                         took = await restart(node, editors[i])
                         print(f"node {'ab'[i]} drained, restarted, clients back in {took:.2f} s")
-                        await asyncio.sleep(1.0)
+                        await more_edits(everyone, EDITS_BETWEEN)
                 finally:
                     stop.set()
                     await asyncio.gather(*streams)

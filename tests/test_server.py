@@ -281,9 +281,16 @@ def test_slow_consumer_is_cut_off_without_harming_the_room(tmp_path: Any) -> Non
 
                 slow_closed = asyncio.create_task(once_cut_off())
                 text = writer.doc.get("t", type=Text)
-                for _ in range(300):  # 15 MB: more than loopback buffers plus the queue
+                after_cut = 0
+                # Up to 15 MB, more than loopback buffers plus the queue; once the slow
+                # client is cut off, 20 more edits show the room still works.
+                for _ in range(300):
                     text += "x" * 50_000
                     await asyncio.sleep(0.002)  # a pace a reading client keeps up with
+                    if after_cut or "slow consumer cut off" in server.log():
+                        after_cut += 1
+                        if after_cut > 20:
+                            break
                 expected = len(text)
                 await wait_until(lambda: len(fine.doc.get("t", type=Text)) == expected, 30)
                 assert fine.close_code is None  # the reading client was not cut off
@@ -323,7 +330,10 @@ def test_many_clients_leaving_at_once_do_not_stall_the_rest(server: YsyncProcess
         ):
             await stayer.synced()
             await writer.synced()
-            leavers = [await raw(server, "exodus") for _ in range(40)]
+            # max_queue=None: a client that never reads its (awareness) messages would
+            # otherwise stop reading the socket, miss the server's FIN after the close
+            # handshake and wait out its 10 s close_timeout.
+            leavers = [await raw(server, "exodus", max_queue=None) for _ in range(40)]
             for ws in leavers:
                 await ws.send(codec.encode_sync_step1(b"\x00"))
                 await ws.send(

@@ -26,6 +26,11 @@ from ysync.loadtest import node as node_packages
 
 JS_DIR = Path(__file__).parent.parent / "js"
 DEFAULT_TIMEOUT = 10.0
+# How long a wait_* (hpclient: wait) command waits when the test names no timeout_ms.
+# The JS side's own default is 5 s, too short when the suite runs several node
+# processes and servers on a loaded 2-core machine; a wait that succeeds returns as
+# soon as its condition holds, so only a failing test takes longer.
+WAIT_TIMEOUT_MS = 20_000
 # Extra time over a command's own timeout_ms, so the JS side's timeout error
 # (which says what it was waiting for) arrives before ours fires.
 _GRACE = 5.0
@@ -99,11 +104,14 @@ class JSClient:
     async def call(self, cmd: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
         """Send one command and return its reply; raise JSClientError on error or timeout.
 
-        Without ``timeout``, waits DEFAULT_TIMEOUT, or the command's own
-        ``timeout_ms`` plus a grace period if that is longer.
+        A wait command without ``timeout_ms`` gets WAIT_TIMEOUT_MS. Without
+        ``timeout``, waits DEFAULT_TIMEOUT, or the command's own ``timeout_ms``
+        plus a grace period if that is longer.
         """
         if self._readers[0].done():
             raise self._error(f"{cmd}: node exited with code {self._proc.returncode}")
+        if cmd.startswith("wait") and "timeout_ms" not in args:
+            args["timeout_ms"] = WAIT_TIMEOUT_MS
         if timeout is None:
             timeout = max(DEFAULT_TIMEOUT, args.get("timeout_ms", 0) / 1000 + _GRACE)
         self._next_id += 1
