@@ -217,6 +217,8 @@ def create_app(
             config=RoomConfig(
                 awareness_timeout=settings.awareness_timeout,
                 max_document_bytes=limits.max_document_bytes,
+                awareness_clients_per_connection=settings.awareness_clients_per_connection,
+                awareness_state_bytes=settings.awareness_state_bytes,
             ),
             unload_grace=settings.unload_grace,
         )
@@ -229,6 +231,7 @@ def create_app(
             token_expiry_grace=settings.token_expiry_grace,
             max_rooms=limits.max_rooms,
             max_clients_per_room=limits.max_clients_per_room,
+            max_awareness_entries=settings.awareness_entries_per_message,
         )
         log.info("authentication: %s", node_extensions.describe_auth())
         update_log.on_commit = metrics.observe_commit

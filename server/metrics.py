@@ -125,6 +125,13 @@ class Metrics:
         self.flush_failures = Counter(
             "ysync_store_flush_failures_total", "Failed group commits", registry=r
         )
+        self.awareness_dropped = Counter(
+            "ysync_awareness_dropped_total",
+            "Awareness entries dropped: foreign (another connection's client id: spoofed), "
+            "over_cap, too_large, not_object, truncated (past the per-message bound)",
+            ["reason"],
+            registry=r,
+        )
         self.redis_reconnects = Counter(
             "ysync_redis_reconnects_total", "Redis reconnections", registry=r
         )
@@ -176,6 +183,10 @@ class Metrics:
         self.redis_up.set(1 if node.bus.health() is None else 0)
         self._fold("reconnects", node.bus.reconnects, self.redis_reconnects)
         self._fold("resyncs", node.replicator.resyncs, self.resyncs)
+        dropped = node.registry.config.awareness_stats
+        for reason in ("foreign", "over_cap", "too_large", "not_object", "truncated"):
+            total = getattr(dropped, reason)
+            self._fold(f"aw:{reason}", total, self.awareness_dropped.labels(reason))
         stats = node.endpoint.stats
         for kind in FrameKind:
             name = kind.label

@@ -89,6 +89,21 @@ class Settings:
     awareness_timeout: float = _setting(
         30.0, "seconds before an unrenewed awareness state is removed (clients renew every 15)"
     )
+    awareness_clients_per_connection: int = _setting(
+        4,
+        "awareness client ids one connection may introduce (a tab has one; reloads and "
+        "several documents add a few); more are dropped (0: no limit)",
+    )
+    awareness_state_bytes: int = _setting(
+        8192,
+        "largest awareness state (cursor, selection, user) accepted; larger ones are dropped "
+        "(every newcomer downloads every state) (0: no limit)",
+    )
+    awareness_entries_per_message: int = _setting(
+        1000,
+        "awareness entries read from one client message (its own plus echoes of the "
+        "others'); the rest is ignored unread, bounding one message's work (0: no limit)",
+    )
     send_queue_frames: int = _setting(
         1024, "frames queued for one client before it is cut off as a slow consumer (4508)"
     )
@@ -305,6 +320,9 @@ _NON_NEGATIVE = (
     "ip_connections_per_minute",
     "ip_ban_seconds",
     "drain_seconds",
+    "awareness_clients_per_connection",
+    "awareness_state_bytes",
+    "awareness_entries_per_message",
 )
 _POSITIVE = (
     "auth_timeout",

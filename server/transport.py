@@ -68,6 +68,7 @@ class WebSocketEndpoint:
         token_expiry_grace: float = 0.0,
         max_rooms: int = 0,
         max_clients_per_room: int = 0,
+        max_awareness_entries: int = 0,
     ) -> None:
         self.registry = registry
         self.extensions = extensions
@@ -83,6 +84,7 @@ class WebSocketEndpoint:
         self.keepalive = keepalive
         self.auth_timeout = auth_timeout
         self.token_expiry_grace = token_expiry_grace
+        self.max_awareness_entries = max_awareness_entries  # read per awareness message; 0: all
         self.connections = 0
         # Set by `close_all` (shutdown): the close every connection gets, new ones included.
         self.closing_all: Refusal | None = None
