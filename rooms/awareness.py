@@ -265,6 +265,10 @@ class AwarenessState:
         client = self._clients.get(client_id)
         return client.owner if client is not None else None
 
+    def owned_by(self, owner: Owner) -> set[int]:
+        """The client ids `owner` introduced (present or removed by it)."""
+        return set(self._owned.get(owner, ()))
+
     def owners(self) -> set[Owner]:
         """Everyone who currently owns a present state."""
         return {

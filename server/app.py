@@ -37,7 +37,14 @@ from ysync.rooms.registry import RoomRegistry
 from ysync.rooms.replication import Replicator
 from ysync.rooms.room import RoomConfig
 from ysync.rooms.vocabulary import CloseCode, Refusal
-from ysync.server import broadcast_api, events_api, gc_tuning, http_api, openapi
+from ysync.server import (
+    broadcast_api,
+    events_api,
+    gc_tuning,
+    http_api,
+    openapi,
+    presence_api,
+)
 from ysync.server.audit import AuditExtension
 from ysync.server.auth import auth_extensions
 from ysync.server.comments import CommentsExtension
@@ -47,6 +54,7 @@ from ysync.server.hocuspocus import HocuspocusEndpoint, HocuspocusLimits
 from ysync.server.limits import Limits, LimitsExtension
 from ysync.server.logs import configure as configure_logs
 from ysync.server.metrics import Metrics, MetricsExtension
+from ysync.server.presence import PresenceExtension
 from ysync.server.routing import RoomPaths, exception_handlers
 from ysync.server.settings import Settings
 from ysync.server.transport import WebSocketEndpoint
@@ -179,6 +187,11 @@ def create_app(
             max_comment_bytes=settings.max_comment_bytes,
             max_metadata_bytes=settings.max_metadata_bytes,
         ),
+        PresenceExtension(
+            redis_url=settings.redis_url,
+            node_ttl=settings.node_ttl,
+            idle_after=settings.presence_idle_after,
+        ),
         AuditExtension(),
         MetricsExtension(metrics),
     ]
@@ -294,6 +307,7 @@ def create_app(
     routes = [
         *http_api.routes,
         *events_api.routes,
+        *presence_api.routes,
         *broadcast_api.routes,
         *(route for ext in static for route in ext.routes()),
         http_api.room_detail_route,  # last: its {room:path} would shadow the others

@@ -104,6 +104,10 @@ class Settings:
         "awareness entries read from one client message (its own plus echoes of the "
         "others'); the rest is ignored unread, bounding one message's work (0: no limit)",
     )
+    presence_idle_after: float = _setting(
+        60.0,
+        "seconds without awareness change or edit after which the presence API calls a user idle",
+    )
     send_queue_frames: int = _setting(
         1024, "frames queued for one client before it is cut off as a slow consumer (4508)"
     )
@@ -323,6 +327,7 @@ _NON_NEGATIVE = (
     "awareness_clients_per_connection",
     "awareness_state_bytes",
     "awareness_entries_per_message",
+    "presence_idle_after",
 )
 _POSITIVE = (
     "auth_timeout",

@@ -1,0 +1,134 @@
+"""The presence API against real nodes: one entry per verified user, cluster-wide
+through Redis for a room the answering node does not hold, and a SIGKILLed
+node's users gone within --node-ttl + 1 s."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ysync.clients import connect
+
+from support import aio
+from support import authtokens as tk
+from support.servers import RedisProcess, YsyncProcess
+
+NODE_TTL = 3.0
+
+
+def get(server: YsyncProcess, path: str, token: str | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(server.http_url + path)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def users_in(server: YsyncProcess, room: str, token: str | None = None) -> list[dict[str, Any]]:
+    status, body = get(server, f"/api/rooms/{quote(room, safe='')}/presence", token)
+    assert status == 200, body
+    return body["users"]  # type: ignore[no-any-return]
+
+
+def test_one_entry_per_user_with_verified_and_client_fields(tmp_path: Path) -> None:
+    room = "team/board"
+    ada = tk.token("ada", {"team/*": "editor"}, name="Ada")
+    bob = tk.token("bob", {"team/*": "viewer"}, name="Bob")
+    admin = tk.token("root", {"*": "owner"})
+    with YsyncProcess(*tk.JWT_FLAGS, log_path=tmp_path / "log") as server:
+
+        async def scenario() -> None:
+            async with (
+                connect(server.ws_url, room, params={"token": ada}) as tab1,
+                connect(server.ws_url, room, params={"token": ada}) as tab2,
+                connect(server.ws_url, room, params={"token": bob}) as viewer,
+            ):
+                for session, cursor in ((tab1, 1), (tab2, 2), (viewer, 9)):
+                    await session.synced()
+                    session.awareness.set_local_state({"cursor": cursor, "name": "forged"})
+                await aio.wait_until(lambda: len(users_in(server, room, bob)) == 2, 5)
+                await aio.wait_until(
+                    lambda: (
+                        users_in(server, room, bob)[-1]["connections"] == 2
+                        or users_in(server, room, bob)[0]["connections"] == 2
+                    ),
+                    5,
+                )
+                by_id = {u["userId"]: u for u in users_in(server, room, bob)}
+                assert by_id["ada"]["name"] == "Ada" and by_id["ada"]["role"] == "editor"
+                assert by_id["ada"]["connections"] == 2
+                assert by_id["ada"]["state"]["name"] == "forged"  # the client's, kept apart
+                assert by_id["ada"]["state"]["cursor"] in (1, 2)
+                assert by_id["bob"] == {
+                    **by_id["bob"],
+                    "name": "Bob",
+                    "role": "viewer",
+                    "connections": 1,
+                    "idle": False,
+                }
+                assert by_id["ada"]["since"] <= by_id["ada"]["lastActive"] <= time.time()
+                # Batch, and a user's rooms (node-wide owners only).
+                status, body = get(server, f"/api/presence?room={room}&room=empty/room", bob)
+                assert status == 403  # bob has no grant on empty/room
+                status, body = get(server, f"/api/presence?room={room}&room=empty/room", admin)
+                assert status == 200 and body["rooms"]["empty/room"] == []
+                assert len(body["rooms"][room]) == 2
+                assert get(server, "/api/users/ada/presence", ada)[0] == 403
+                assert get(server, "/api/users/ada/presence", admin) == (
+                    200,
+                    {"userId": "ada", "rooms": [room]},
+                )
+            await aio.wait_until(lambda: users_in(server, room, bob) == [], 5)
+
+        aio.run(scenario(), timeout=60)
+        # Bad input: clear JSON errors.
+        status, body = get(server, "/api/presence", admin)
+        assert status == 400 and "room" in body["error"]
+        many = "&".join(f"room=r{i}" for i in range(101))
+        status, body = get(server, f"/api/presence?{many}", admin)
+        assert status == 400 and body["code"] == "too_many_rooms"
+        assert get(server, "/api/rooms/other%2Froom/presence", ada)[0] == 403
+
+
+def test_presence_is_cluster_wide_and_a_killed_nodes_users_go(tmp_path: Path) -> None:
+    room = "cluster/presence"
+    store = f"sqlite:///{tmp_path}/shared.db"
+    flags = ("--node-ttl", str(NODE_TTL))
+    with RedisProcess() as redis:
+        node_a = YsyncProcess(
+            "--redis-url", redis.url, *flags, store=store, log_path=tmp_path / "a.log"
+        ).start()
+        try:
+            with YsyncProcess(
+                "--redis-url", redis.url, *flags, store=store, log_path=tmp_path / "b.log"
+            ) as node_b:
+
+                async def scenario() -> float:
+                    async with connect(node_a.ws_url, room) as session:
+                        await session.synced()
+                        session.awareness.set_local_state({"cursor": 7})
+                        # Node B does not hold the room: it answers from Redis.
+                        await aio.wait_until(lambda: len(users_in(node_b, room)) == 1, 5)
+                        (user,) = users_in(node_b, room)
+                        assert user["anonymous"] is True and user["state"] == {"cursor": 7}
+                        assert get(node_b, f"/api/users/{user['userId']}/presence")[1] == {
+                            "userId": user["userId"],
+                            "rooms": [room],
+                        }
+                        node_a.kill()
+                        killed = time.monotonic()
+                        await aio.wait_until(lambda: users_in(node_b, room) == [], NODE_TTL + 1)
+                        return time.monotonic() - killed
+
+                gone_after = aio.run(scenario(), timeout=60)
+                print(f"a SIGKILLed node's user left node B's answer after {gone_after:.2f} s")
+        finally:
+            node_a.stop()
