@@ -28,6 +28,7 @@ from ysync.presence.roster import ClientPresence, users
 from ysync.rooms.codec import AwarenessEntry
 from ysync.rooms.extensions import Background, Extension
 from ysync.rooms.room import Origin, Room, Source
+from ysync.server.agent_presence import Agents
 
 if TYPE_CHECKING:
     from ysync.server.app import Node
@@ -67,6 +68,7 @@ class PresenceExtension(Extension):
         self._dirty: set[str] = set()
         self._published: dict[str, set[str]] = {}  # room -> users we indexed for it
         self._warned = False
+        self.agents: Agents | None = None  # set by on_start
 
     @property
     def name(self) -> str:
@@ -74,6 +76,7 @@ class PresenceExtension(Extension):
 
     async def on_start(self, node: Any) -> None:
         self._node = node
+        self.agents = Agents(node.registry)
         if self.redis_url:
             self._redis = redis.Redis.from_url(
                 self.redis_url, socket_connect_timeout=2, socket_timeout=5
@@ -180,7 +183,14 @@ class PresenceExtension(Extension):
     # -- publishing --------------------------------------------------------------------------
 
     def background(self) -> Sequence[Background]:
-        return (("presence", self.run),) if self.redis_url else ()
+        tasks: list[Background] = [("presence agents", self._run_agents)]
+        if self.redis_url:
+            tasks.append(("presence", self.run))
+        return tasks
+
+    async def _run_agents(self) -> None:
+        if self.agents is not None:
+            await self.agents.run()
 
     async def run(self) -> None:
         """Forever: publish changed rooms within PUBLISH_SECONDS, every room each ttl/3."""

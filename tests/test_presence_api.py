@@ -16,6 +16,7 @@ from ysync.clients import connect
 
 from support import aio
 from support import authtokens as tk
+from support.jsclient import JSClient
 from support.servers import RedisProcess, YsyncProcess
 
 NODE_TTL = 3.0
@@ -132,3 +133,60 @@ def test_presence_is_cluster_wide_and_a_killed_nodes_users_go(tmp_path: Path) ->
                 print(f"a SIGKILLed node's user left node B's answer after {gone_after:.2f} s")
         finally:
             node_a.stop()
+
+
+def post(
+    server: YsyncProcess, path: str, body: Any, token: str | None = None, method: str = "POST"
+) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(server.http_url + path, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_an_agent_without_a_websocket_appears_in_awareness_and_presence(
+    js_clients_dir: Path, tmp_path: Path
+) -> None:
+    room = "team/agents"
+    bot = tk.token("helper-bot", {"team/*": "editor"}, name="Helper")
+    viewer = tk.token("vi", {"team/*": "viewer"})
+    path = f"/api/rooms/{quote(room, safe='')}/presence"
+    with YsyncProcess(*tk.JWT_FLAGS, log_path=tmp_path / "log") as server:
+        # Bad input first: clear errors, nothing created.
+        assert post(server, path, {"ttl": 0}, bot)[1]["code"] == "invalid_ttl"
+        assert post(server, path, {"ttl": 99999}, bot)[0] == 400
+        assert post(server, path, {"state": [1]}, bot)[1]["code"] == "invalid_state"
+        assert post(server, path, {"state": {}}, viewer)[0] == 403
+        assert post(server, path, {"state": {"x": "y" * 9000}}, bot)[0] == 413
+        assert users_in(server, room, viewer) == []
+
+        async def scenario() -> None:
+            async with JSClient.start(js_clients_dir) as js:
+                await js.call("connect", url=server.ws_url, room=room, params={"token": viewer})
+                await js.call("wait_synced", timeout_ms=10_000)
+                status, created = post(server, path, {"state": {"typing": True}, "ttl": 60}, bot)
+                assert status == 201, created
+                await js.call(
+                    "wait_awareness",
+                    client_id=created["clientId"],
+                    equals={
+                        "typing": True,
+                        "ysync": {"userId": "helper-bot", "name": "Helper", "role": "editor"},
+                    },
+                )
+                (user,) = [u for u in users_in(server, room, viewer) if u["userId"] == "helper-bot"]
+                assert user["state"] == {"typing": True}
+                gone = f"{path}/{created['presenceId']}"
+                assert post(server, gone, None, viewer, "DELETE")[0] == 403
+                assert post(server, gone, None, bot, "DELETE") == (204, None)
+                assert post(server, gone, None, bot, "DELETE")[0] == 404
+                await js.call("wait_awareness", client_id=created["clientId"], present=False)
+
+        aio.run(scenario(), timeout=60)
