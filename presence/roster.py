@@ -56,7 +56,7 @@ def users(
     by_user: dict[str, dict[str, Any]] = {}
     latest: dict[str, float] = {}
     for client in clients:
-        parsed = _parse(client.state)
+        parsed = split_state(client.state)
         if parsed is None:
             continue
         verified, fields = parsed
@@ -81,7 +81,8 @@ def users(
     return sorted(by_user.values(), key=lambda e: (-e["lastActive"], e["userId"]))
 
 
-def _parse(state: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def split_state(state: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(verified fields, client fields) of a stamped state; None without a stamp."""
     try:
         value = orjson.loads(state)
     except orjson.JSONDecodeError:

@@ -191,6 +191,8 @@ def create_app(
             redis_url=settings.redis_url,
             node_ttl=settings.node_ttl,
             idle_after=settings.presence_idle_after,
+            leave_debounce=settings.presence_leave_debounce,
+            feed_rate=settings.presence_feed_rate,
         ),
         AuditExtension(),
         MetricsExtension(metrics),

@@ -125,6 +125,19 @@ class Metrics:
         self.flush_failures = Counter(
             "ysync_store_flush_failures_total", "Failed group commits", registry=r
         )
+        self.feed_subscribers = self.gauge(
+            "ysync_feed_subscribers", "Event feed (SSE, SDK) subscribers on this node"
+        )
+        self.feed_coalesced = Counter(
+            "ysync_feed_events_coalesced_total",
+            "Feed events replaced by a newer one before a subscriber got them",
+            registry=r,
+        )
+        self.feed_cut_off = Counter(
+            "ysync_feed_subscribers_cut_off_total",
+            "Feed subscribers cut off for falling behind",
+            registry=r,
+        )
         self.awareness_dropped = Counter(
             "ysync_awareness_dropped_total",
             "Awareness entries dropped: foreign (another connection's client id: spoofed), "
@@ -183,6 +196,9 @@ class Metrics:
         self.redis_up.set(1 if node.bus.health() is None else 0)
         self._fold("reconnects", node.bus.reconnects, self.redis_reconnects)
         self._fold("resyncs", node.replicator.resyncs, self.resyncs)
+        self.feed_subscribers.set(node.events.subscribers())
+        self._fold("feed:coalesced", node.events.coalesced, self.feed_coalesced)
+        self._fold("feed:cut", node.events.cut_off, self.feed_cut_off)
         dropped = node.registry.config.awareness_stats
         for reason in ("foreign", "over_cap", "too_large", "not_object", "truncated"):
             total = getattr(dropped, reason)

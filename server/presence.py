@@ -29,6 +29,7 @@ from ysync.rooms.codec import AwarenessEntry
 from ysync.rooms.extensions import Background, Extension
 from ysync.rooms.room import Origin, Room, Source
 from ysync.server.agent_presence import Agents
+from ysync.server.presence_feed import PresenceFeed
 
 if TYPE_CHECKING:
     from ysync.server.app import Node
@@ -57,8 +58,19 @@ def _text(value: Any) -> str:
 class PresenceExtension(Extension):
     """Presence of every room for the presence API (see the module doc)."""
 
-    def __init__(self, *, redis_url: str, node_ttl: float, idle_after: float) -> None:
+    def __init__(
+        self,
+        *,
+        redis_url: str,
+        node_ttl: float,
+        idle_after: float,
+        leave_debounce: float = 3.0,
+        feed_rate: float = 10.0,
+    ) -> None:
         self.redis_url = redis_url
+        self.leave_debounce = leave_debounce
+        self.feed_rate = feed_rate
+        self.feed: PresenceFeed | None = None  # set by on_start
         self.node_ttl = node_ttl
         self.idle_after = idle_after
         self._node: Node | None = None
@@ -77,6 +89,10 @@ class PresenceExtension(Extension):
     async def on_start(self, node: Any) -> None:
         self._node = node
         self.agents = Agents(node.registry)
+        self.feed = PresenceFeed(
+            node.events, leave_debounce=self.leave_debounce, rate=self.feed_rate
+        )
+        node.events.snapshots.append(self._snapshot)
         if self.redis_url:
             self._redis = redis.Redis.from_url(
                 self.redis_url, socket_connect_timeout=2, socket_timeout=5
@@ -98,6 +114,8 @@ class PresenceExtension(Extension):
                 seen[1] = now
         if origin is not Source.BUS:
             self._dirty.add(room.name)
+        if self.feed is not None:
+            self.feed.on_awareness(room, entries, origin)
 
     def on_change(self, room: Room, update: bytes, origin: Origin) -> None:
         if isinstance(origin, Source):
@@ -113,6 +131,8 @@ class PresenceExtension(Extension):
 
     async def on_unload(self, room: Room) -> None:
         self._times.pop(room.name, None)
+        if self.feed is not None:
+            self.feed.forget(room.name)
         self._dirty.add(room.name)
 
     def clients(self, room: Room, *, local_only: bool = False) -> list[ClientPresence]:
@@ -125,6 +145,15 @@ class PresenceExtension(Extension):
             since, active = times.get(entry.client_id, (now, now))
             result.append(ClientPresence(entry.client_id, entry.state, since, active))
         return result
+
+    def _snapshot(self, room: str) -> dict[str, Any]:
+        """What a feed `reset` carries: the users of the room, as this node sees it."""
+        loaded = self._node.registry.rooms.get(room) if self._node is not None else None
+        if loaded is None or loaded.closed:
+            return {}
+        return {
+            "presence": users(self.clients(loaded), now=time.time(), idle_after=self.idle_after)
+        }
 
     # -- answering -------------------------------------------------------------------------
 

@@ -108,6 +108,11 @@ class Settings:
         60.0,
         "seconds without awareness change or edit after which the presence API calls a user idle",
     )
+    presence_leave_debounce: float = _setting(
+        3.0,
+        "seconds a user's last connection may be gone before the feed says presence.left "
+        "(a reload is neither a leave nor a join)",
+    )
     send_queue_frames: int = _setting(
         1024, "frames queued for one client before it is cut off as a slow consumer (4508)"
     )
@@ -328,6 +333,7 @@ _NON_NEGATIVE = (
     "awareness_state_bytes",
     "awareness_entries_per_message",
     "presence_idle_after",
+    "presence_leave_debounce",
 )
 _POSITIVE = (
     "auth_timeout",
