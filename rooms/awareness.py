@@ -47,12 +47,18 @@ class AwarenessPolicy:
     """
 
     max_clients: int = 4  # client ids one connection may introduce (0: no limit)
+    server: bool = False  # may use SERVER_CLIENT_ID (the server's own state: locks)
     max_state_bytes: int = 8192  # largest state (0: no limit)
     user: str | None = None  # the verified user: may take over its own other connection's ids
     stamp: Callable[[str], str | None] | None = None
 
 
-UNBOUNDED = AwarenessPolicy(max_clients=0, max_state_bytes=0)
+UNBOUNDED = AwarenessPolicy(max_clients=0, max_state_bytes=0, server=True)
+
+# The client id of the server's own awareness state (the element locks). Yjs
+# client ids are random 32-bit numbers; this one is never a client's: entries
+# for it from a connection are dropped as someone else's.
+SERVER_CLIENT_ID = 0xFFFFFFFF
 
 
 @dataclass(slots=True)
@@ -122,7 +128,9 @@ class AwarenessState:
             current = self._clients.get(entry.client_id)
             if current is not None and not _newer(entry, current):
                 continue  # an echo or a stale copy: changes nothing
-            if current is not None and not self._may_change(current, owner, policy.user):
+            if (entry.client_id == SERVER_CLIENT_ID and not policy.server) or (
+                current is not None and not self._may_change(current, owner, policy.user)
+            ):
                 foreign += 1
                 continue
             state = self._admit(entry, current, owner, policy)

@@ -42,6 +42,7 @@ from ysync.server import (
     events_api,
     gc_tuning,
     http_api,
+    locks_api,
     openapi,
     presence_api,
 )
@@ -52,6 +53,7 @@ from ysync.server.demo import DemoExtension
 from ysync.server.drain import RESTART, Drain
 from ysync.server.hocuspocus import HocuspocusEndpoint, HocuspocusLimits
 from ysync.server.limits import Limits, LimitsExtension
+from ysync.server.locks import LocksExtension
 from ysync.server.logs import configure as configure_logs
 from ysync.server.metrics import Metrics, MetricsExtension
 from ysync.server.presence import PresenceExtension
@@ -194,6 +196,7 @@ def create_app(
             leave_debounce=settings.presence_leave_debounce,
             feed_rate=settings.presence_feed_rate,
         ),
+        LocksExtension(redis_url=settings.redis_url),
         AuditExtension(),
         MetricsExtension(metrics),
     ]
@@ -310,6 +313,7 @@ def create_app(
         *http_api.routes,
         *events_api.routes,
         *presence_api.routes,
+        *locks_api.routes,
         *broadcast_api.routes,
         *(route for ext in static for route in ext.routes()),
         http_api.room_detail_route,  # last: its {room:path} would shadow the others
