@@ -15,7 +15,7 @@ import uvicorn
 
 from ysync import __version__
 from ysync.clients import cli as client_cli
-from ysync.clients import comments_cli
+from ysync.clients import comments_cli, presence_cli
 from ysync.server import importer
 from ysync.server import settings as settings_module
 from ysync.server import status as status_command
@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     settings_module.add_arguments(serve)
     client_cli.add_commands(commands)  # doc get/put, watch
     comments_cli.add_command(commands)
+    presence_cli.add_commands(commands)  # presence, locks
     status_command.add_command(commands)
     importer.add_command(commands)
     return parser
@@ -47,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return client_cli.run(args)
     if args.command == comments_cli.COMMAND:
         return comments_cli.run(args)
+    if args.command in presence_cli.COMMANDS:
+        return presence_cli.run(args)
     if args.command == status_command.COMMAND:
         return status_command.run(args)
     if args.command == importer.COMMAND:

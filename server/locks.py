@@ -93,6 +93,11 @@ class LocksExtension(Extension):
             await self.refresh(room)
         return released
 
+    @property
+    def shown_locks(self) -> int:
+        """Locks currently shown in the rooms loaded here (for metrics)."""
+        return sum(state.count('"fence":') for _, state in self._shown.values())
+
     def _announce(self, kind: str, room: str, lock: Lock) -> None:
         if self._node is not None:
             self._node.events.publish(Event(kind, room, lock.public()))
