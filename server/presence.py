@@ -159,13 +159,25 @@ class PresenceExtension(Extension):
 
     async def room_users(self, room: str) -> list[dict[str, Any]]:
         """The users in `room` now, from wherever they are connected."""
+        return (await self.rooms_users([room]))[room]
+
+    async def rooms_users(self, rooms: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """`room_users` for several rooms, with two Redis round trips for all of them."""
         node = self._node
-        loaded = node.registry.rooms.get(room) if node is not None else None
-        if loaded is not None and not loaded.closed:
-            clients = self.clients(loaded)  # the other nodes' too, over the bus
-        else:
-            clients = await self._published_clients(room)
-        return users(clients, now=time.time(), idle_after=self.idle_after)
+        clients: dict[str, list[ClientPresence]] = {}
+        remote = []
+        for room in rooms:
+            loaded = node.registry.rooms.get(room) if node is not None else None
+            if loaded is not None and not loaded.closed:
+                clients[room] = self.clients(loaded)  # the other nodes' too, over the bus
+            else:
+                remote.append(room)
+        clients.update(await self._published_clients(remote))
+        now = time.time()
+        return {
+            room: users(clients.get(room, []), now=now, idle_after=self.idle_after)
+            for room in rooms
+        }
 
     async def user_rooms(self, user_id: str) -> list[str]:
         """The rooms `user_id` is in now (any node)."""
@@ -186,28 +198,34 @@ class PresenceExtension(Extension):
             return []
         return [(n, r) for n, r in self._node.registry.rooms.items() if not r.closed]
 
-    async def _published_clients(self, room: str) -> list[ClientPresence]:
-        if self._redis is None:
-            return []
+    async def _published_clients(self, rooms: list[str]) -> dict[str, list[ClientPresence]]:
+        """What the nodes published for `rooms`: the nodes per room, then their keys."""
+        if self._redis is None or not rooms:
+            return {}
         now_ms = int(time.time() * 1000)
         try:
-            nodes = await self._redis.zrangebyscore(_room_index(room), now_ms, "+inf")
-            if not nodes:
-                return []
-            values = await self._redis.mget([_room_key(room, _text(n)) for n in nodes])
+            pipe = self._redis.pipeline(transaction=False)
+            for room in rooms:
+                pipe.zrangebyscore(_room_index(room), now_ms, "+inf")
+            keys = [
+                (room, _room_key(room, _text(node)))
+                for room, nodes in zip(rooms, await pipe.execute(), strict=True)
+                for node in nodes
+            ]
+            values = await self._redis.mget([key for _, key in keys]) if keys else []
         except (RedisError, OSError) as exc:
             log.warning("presence: redis unavailable (%s): answering for this node only", exc)
-            return []
-        clients = []
-        for value in values:
+            return {}
+        found: dict[str, list[ClientPresence]] = {}
+        for (room, _), value in zip(keys, values, strict=True):
             if value is None:
                 continue  # expired between the two reads
             with contextlib.suppress(orjson.JSONDecodeError):
                 for item in orjson.loads(value):
                     client = ClientPresence.from_json(item)
                     if client is not None:
-                        clients.append(client)
-        return clients
+                        found.setdefault(room, []).append(client)
+        return found
 
     # -- publishing --------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from ysync.rooms.hooks import Role
 from ysync.rooms.vocabulary import CloseCode, Refusal, Refused
+from ysync.server.admission import room_name_refusal
 from ysync.server.agent_presence import MAX_TTL, MIN_TTL, StateRefused
 from ysync.server.auth import ALL_ROOMS
 from ysync.server.openapi import ROOM, json_body, json_response, operation, path_param, query
@@ -100,14 +101,13 @@ async def batch_presence(request: Request) -> JSONResponse:
     if len(rooms) > MAX_BATCH:
         raise ApiError(400, "too_many_rooms", f"room: at most {MAX_BATCH} rooms per request")
     for room in rooms:
-        if not room or len(room) > 512 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in room):
-            raise ApiError(400, "bad_room", "room: a name of 1-512 printable characters")
-    presence = presence_of(node_of(request))
-    answer = {}
-    for room in dict.fromkeys(rooms):
+        refusal = room_name_refusal(room)  # the rules of every room name
+        if refusal is not None:
+            raise Refused(refusal)
+    names = list(dict.fromkeys(rooms))
+    for room in names:
         await caller(request, room, Role.VIEWER)
-        answer[room] = await presence.room_users(room)
-    return JSONResponse({"rooms": answer})
+    return JSONResponse({"rooms": await presence_of(node_of(request)).rooms_users(names)})
 
 
 @operation(
