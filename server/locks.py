@@ -64,6 +64,8 @@ class LocksExtension(Extension):
         self._room_of: dict[Peer, str] = {}
         self._wanted: dict[Peer, frozenset[str]] = {}  # what each connection last asked for
         self._serial: dict[Peer, asyncio.Lock] = {}  # one change at a time per connection
+        # Connections that asked for elements someone else holds: (room, client id).
+        self._waiting: dict[Peer, tuple[Room, int | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.conflicts = 0
         self.refused = 0
@@ -121,6 +123,7 @@ class LocksExtension(Extension):
                 self._spawn(self._follow(room, origin, entry.client_id, wanted))
 
     def on_leave(self, room: Room, peer: Peer) -> None:
+        self._waiting.pop(peer, None)
         if peer in self._wanted:
             self._spawn(self._follow(room, peer, None, set()))
 
@@ -130,6 +133,10 @@ class LocksExtension(Extension):
         serial = self._serial.setdefault(peer, asyncio.Lock())
         async with serial:
             await self._follow_now(room, peer, client_id, wanted)
+            if wanted - set(self._held.get(peer, {})):
+                self._waiting[peer] = (room, client_id)  # retried when one frees
+            else:
+                self._waiting.pop(peer, None)
             if not wanted:
                 self._wanted.pop(peer, None)
                 self._serial.pop(peer, None)
@@ -189,6 +196,12 @@ class LocksExtension(Extension):
         locks = await self.backend.locks(room)
         state = orjson.dumps(awareness_state(locks)).decode() if locks else "null"
         self._show(loaded, state)
+        taken = {lock.element for lock in locks}
+        for peer, (where, client_id) in list(self._waiting.items()):
+            wanted = self._wanted.get(peer, frozenset())
+            if where is loaded and peer in loaded.peers and wanted - taken:
+                self._waiting.pop(peer, None)
+                self._spawn(self._follow(loaded, peer, client_id, set(wanted)))
 
     def _show(self, room: Room, state: str, *, renew: bool = False) -> None:
         clock, shown = self._shown.get(room.name, (0, "null"))

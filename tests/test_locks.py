@@ -98,6 +98,7 @@ def test_a_browser_locks_through_its_awareness_and_loses_it_when_it_dies(
     js_clients_dir: Path, tmp_path: Path
 ) -> None:
     ada = tk.token("ada", {"design/*": "editor"}, name="Ada")
+    bea = tk.token("bea", {"design/*": "editor"}, name="Bea")
     vic = tk.token("vic", {"design/*": "viewer"})
     room = "design/ws-locks"
     with YsyncProcess(*tk.JWT_FLAGS, log_path=tmp_path / "log") as server:
@@ -106,8 +107,9 @@ def test_a_browser_locks_through_its_awareness_and_loses_it_when_it_dies(
             async with (
                 JSClient.start(js_clients_dir) as holder,
                 JSClient.start(js_clients_dir) as viewer,
+                JSClient.start(js_clients_dir) as next_in_line,
             ):
-                for client, token in ((holder, ada), (viewer, vic)):
+                for client, token in ((holder, ada), (viewer, vic), (next_in_line, bea)):
                     await client.call(
                         "connect", url=server.ws_url, room=room, params={"token": token}
                     )
@@ -121,8 +123,17 @@ def test_a_browser_locks_through_its_awareness_and_loses_it_when_it_dies(
                 assert shown["layer-2"]["clientId"] == holder_id
                 assert shown["layer-2"]["name"] == "Ada"
                 assert "layer-1" not in shown
+                # Bea asks for the same element: she waits, and gets it once it frees.
+                bea_id = (
+                    await next_in_line.call("awareness_set", state={"ysyncLocks": ["layer-2"]})
+                )["client_id"]
                 holder._proc.kill()  # SIGKILL: the socket dies without a close
-                await wait_locks(viewer, lambda locks: "layer-2" not in locks, timeout=40)
+                shown = await wait_locks(
+                    viewer,
+                    lambda locks: locks.get("layer-2", {}).get("clientId") == bea_id,
+                    timeout=40,
+                )
+                assert shown["layer-2"]["name"] == "Bea"
 
         aio.run(scenario(), timeout=90)
 
