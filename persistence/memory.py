@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from pycrdt import merge_updates
 
-from ysync.persistence import comment_sql
+from ysync.persistence import activity_sql, comment_sql
 from ysync.persistence.comment_sql import Operation, SqlComments
 from ysync.rooms.protocols import RoomInfo
 
@@ -28,12 +28,13 @@ class MemoryStore:
         self._db: sqlite3.Connection | None = None
         #: Comments, in an in-memory SQLite database: the same SQL as the durable stores.
         self.comments = SqlComments(self._transact)
+        self.activity = activity_sql.SqlActivity(self._transact)
 
     async def _transact(self, operation: Operation[T], write: bool) -> T:
         if self._db is None:
             # In memory, nothing waits on a disk: running on the event loop is fine.
             self._db = sqlite3.connect(":memory:", isolation_level=None)
-            for statement in comment_sql.MIGRATION:
+            for statement in (*comment_sql.MIGRATION, *activity_sql.MIGRATION):
                 self._db.execute(statement)
         db = self._db
         db.execute("BEGIN")

@@ -8,6 +8,7 @@ Schema (tables prefixed `ysync_`, so the database can be shared):
 - `ysync_snapshots(room, data, updated_at)`: the merged document.
 - `ysync_schema_version(version, applied_at)`: applied migrations.
 - version 2: comment threads and notifications (`ysync.persistence.comment_sql`).
+- version 3: finished sessions (`ysync.persistence.activity_sql`).
 
 A room's content is its snapshot plus *all* its remaining log rows. Identity
 values are handed out before commit, so a row with a smaller id may commit
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 
 import asyncpg  # no stubs shipped: see [tool.mypy.overrides]
 
-from ysync.persistence import comment_sql
+from ysync.persistence import activity_sql, comment_sql
 from ysync.persistence.comment_sql import Operation, Query, Rows, SqlComments
 from ysync.persistence.merge import merge
 from ysync.rooms.protocols import RoomInfo, StoreError
@@ -54,6 +55,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
     ),
     comment_sql.MIGRATION,  # 2: comment threads, notifications (shared with SQLite)
+    activity_sql.MIGRATION,  # 3: finished sessions, for the activity API (shared)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -94,6 +96,8 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         #: The `CommentStore` of this database (`ysync.persistence.comment_sql`).
         self.comments = SqlComments(self._transact)
+        #: Finished sessions (`ysync.persistence.activity_sql`).
+        self.activity = activity_sql.SqlActivity(self._transact)
 
     def describe(self) -> str:
         return f"PostgreSQL {redact(self.dsn)} (pool {self.min_size}..{self.max_size})"

@@ -15,6 +15,7 @@ Schema (version 2, in `PRAGMA user_version`):
 - `snapshots(room, seq, data)`: the merged document; it holds every update of
   the room with `seq <= snapshots.seq`, except log rows compaction kept.
 - version 2: comment threads and notifications (`ysync.persistence.comment_sql`).
+- version 3: finished sessions (`ysync.persistence.activity_sql`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from ysync.persistence import comment_sql
+from ysync.persistence import activity_sql, comment_sql
 from ysync.persistence.comment_sql import Operation, SqlComments
 from ysync.persistence.merge import Merged, merge
 from ysync.rooms.protocols import RoomInfo, StoreError
@@ -60,6 +61,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
     ),
     comment_sql.MIGRATION,  # 2: comment threads, notifications (shared with PostgreSQL)
+    activity_sql.MIGRATION,  # 3: finished sessions, for the activity API (shared)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -88,6 +90,8 @@ class SQLiteStore:
         self._executor: ThreadPoolExecutor | None = None
         #: The `CommentStore` of this file (`ysync.persistence.comment_sql`).
         self.comments = SqlComments(self._transact)
+        #: Finished sessions (`ysync.persistence.activity_sql`).
+        self.activity = activity_sql.SqlActivity(self._transact)
 
     def describe(self) -> str:
         return f"SQLite {self.path.absolute()} (WAL, synchronous=FULL)"

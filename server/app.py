@@ -38,6 +38,7 @@ from ysync.rooms.replication import Replicator
 from ysync.rooms.room import RoomConfig
 from ysync.rooms.vocabulary import CloseCode, Refusal
 from ysync.server import (
+    activity_api,
     broadcast_api,
     events_api,
     gc_tuning,
@@ -46,6 +47,7 @@ from ysync.server import (
     openapi,
     presence_api,
 )
+from ysync.server.activity import ActivityExtension
 from ysync.server.audit import AuditExtension
 from ysync.server.auth import auth_extensions
 from ysync.server.comments import CommentsExtension
@@ -197,6 +199,7 @@ def create_app(
             feed_rate=settings.presence_feed_rate,
         ),
         LocksExtension(redis_url=settings.redis_url),
+        ActivityExtension(retention_days=settings.activity_retention_days),
         AuditExtension(),
         MetricsExtension(metrics),
     ]
@@ -314,6 +317,7 @@ def create_app(
         *events_api.routes,
         *presence_api.routes,
         *locks_api.routes,
+        *activity_api.routes,
         *broadcast_api.routes,
         *(route for ext in static for route in ext.routes()),
         http_api.room_detail_route,  # last: its {room:path} would shadow the others

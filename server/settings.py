@@ -113,6 +113,9 @@ class Settings:
         "seconds a user's last connection may be gone before the feed says presence.left "
         "(a reload is neither a leave nor a join)",
     )
+    activity_retention_days: float = _setting(
+        30.0, "days finished sessions are kept for the activity API (pruned hourly)"
+    )
     send_queue_frames: int = _setting(
         1024, "frames queued for one client before it is cut off as a slow consumer (4508)"
     )
@@ -334,6 +337,7 @@ _NON_NEGATIVE = (
     "awareness_entries_per_message",
     "presence_idle_after",
     "presence_leave_debounce",
+    "activity_retention_days",
 )
 _POSITIVE = (
     "auth_timeout",
