@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ysync.persistence.activity_sql import SessionRow, SqlActivity
+from ysync.persistence.activity_sql import AuthorRow, SessionRow, SqlActivity
 from ysync.rooms.extensions import Background, Extension
 from ysync.rooms.hooks import ConnectionRequest
 from ysync.rooms.protocols import Peer, StoreError
@@ -31,7 +31,7 @@ log = logging.getLogger("ysync.activity")
 
 FLUSH_SECONDS = 1.0
 PRUNE_SECONDS = 3600.0
-MAX_BUFFERED = 10_000  # finished sessions waiting for the store; past it the oldest go
+MAX_BUFFERED = 100_000  # rows waiting for the store (an outage); past it the oldest go
 
 
 @dataclass(slots=True)
@@ -49,6 +49,7 @@ class ActivityExtension(Extension):
         self._node: Node | None = None
         self._open: dict[Peer, _Open] = {}
         self._finished: list[SessionRow] = []
+        self._authors: list[AuthorRow] = []
 
     @property
     def name(self) -> str:
@@ -66,12 +67,18 @@ class ActivityExtension(Extension):
         self._open[peer] = _Open(room.name, peer.identity.user_id, time.time())
 
     def on_change(self, room: Room, update: bytes, origin: Origin) -> None:
-        if isinstance(origin, Source):
-            return
-        session = self._open.get(origin)
-        if session is not None:
-            session.updates += 1
-            session.bytes += len(update)
+        if origin is Source.STORE or origin is Source.BUS:
+            return  # the node that accepted it records it
+        author = None
+        if not isinstance(origin, Source):
+            author = origin.identity.user_id
+            session = self._open.get(origin)
+            if session is not None:
+                session.updates += 1
+                session.bytes += len(update)
+        self._authors.append(AuthorRow(room.name, time.time(), author, len(update)))
+        if len(self._authors) > MAX_BUFFERED:
+            del self._authors[: len(self._authors) - MAX_BUFFERED]
 
     def on_leave(self, room: Room, peer: Peer) -> None:
         session = self._open.pop(peer, None)
@@ -94,14 +101,16 @@ class ActivityExtension(Extension):
 
     async def flush(self) -> None:
         store = self.store
-        if store is None or not self._finished:
+        if store is None:
             return
         batch, self._finished = self._finished, []
+        authors, self._authors = self._authors, []
         try:
-            await store.record(batch)
+            await store.record(batch, authors)
         except StoreError as exc:
             log.warning("activity: could not record %d sessions (%s); retrying", len(batch), exc)
             self._finished[:0] = batch
+            self._authors[:0] = authors
 
     def background(self) -> Sequence[Background]:
         return (("activity", self.run),)

@@ -69,9 +69,15 @@ async def room_activity(request: Request) -> JSONResponse:
     room = room_of(request)
     await caller(request, room, Role.OWNER)
     since, until, sessions = await _sessions(request, room)
+    store = activity_of(node_of(request)).store
+    authors = await store.authors(room, since, until) if store is not None else []
     return JSONResponse(
         {
             "room": room,
+            "authors": [
+                {"userId": user, "updates": count, "bytes": size}
+                for user, count, size in sorted(authors, key=lambda a: (-a[1], str(a[0])))
+            ],
             "since": since,
             "until": until,
             "sessions": [report.session_json(s) for s in sessions],

@@ -66,6 +66,8 @@ def test_sessions_survive_a_restart(store_url: str, tmp_path: Path) -> None:
         assert users["bob"]["updates"] >= 1
         assert body["peakConcurrentUsers"] == 2
         assert {s["userId"] for s in body["sessions"]} == {"ada", "bob"}
+        authors = {a["userId"]: a["updates"] for a in body["authors"]}  # per update, durable
+        assert authors["ada"] == users["ada"]["updates"] and authors["bob"] >= 1
         status, across = get(server, "/api/activity?since=0")
         assert status == 200 and across["rooms"][0]["room"] == ROOM
         assert across["dailyActiveUsers"][-1]["users"] == 2
