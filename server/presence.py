@@ -102,7 +102,9 @@ class PresenceExtension(Extension):
 
     def on_awareness(self, room: Room, entries: list[AwarenessEntry], origin: Origin) -> None:
         now = time.time()
-        times = self._times.setdefault(room.name, {})
+        times = self._times.get(room.name)
+        if times is None:
+            times = self._times[room.name] = {}
         for entry in entries:
             if entry.removed:
                 times.pop(entry.client_id, None)

@@ -46,12 +46,14 @@ class PresenceFeed:
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._rooms: dict[str, _RoomUsers] = {}
         self._last_update: dict[tuple[str, str], float] = {}
-        self._pending: dict[tuple[str, str], Event] = {}  # throttled updates, latest wins
+        self._pending: dict[tuple[str, str], str] = {}  # throttled states, latest wins
         self._last_state: dict[tuple[str, str], dict[str, Any]] = {}
         self._flush: asyncio.TimerHandle | None = None
 
     def on_awareness(self, room: Room, entries: list[AwarenessEntry], origin: Origin) -> None:
-        users = self._rooms.setdefault(room.name, _RoomUsers())
+        users = self._rooms.get(room.name)
+        if users is None:
+            users = self._rooms[room.name] = _RoomUsers()
         local = origin is not Source.BUS
         for entry in entries:
             if entry.removed:
@@ -60,17 +62,19 @@ class PresenceFeed:
                     self._schedule_leave(room.name, users, user_id, local)
                 continue
             known = users.clients.get(entry.client_id)
-            parsed = split_state(entry.state) if local or known is None else None
+            if known is not None:
+                if local:
+                    self._update(room.name, known, entry.state)
+                continue
+            parsed = split_state(entry.state)
             if parsed is None:
                 continue
             verified, state = parsed
-            if known is None:
-                known = users.clients[entry.client_id] = verified["userId"]
-                if self._arrive(room.name, users, known, {**verified, "state": state}, local):
-                    self._last_state[(room.name, known)] = state
-                    continue
-            if local:
-                self._update(room.name, known, state)
+            known = users.clients[entry.client_id] = verified["userId"]
+            if self._arrive(room.name, users, known, {**verified, "state": state}, local):
+                self._last_state[(room.name, known)] = state
+            elif local:
+                self._update(room.name, known, entry.state)
 
     def forget(self, room: str) -> None:
         """The room unloaded here: its users' leaves are the other nodes' to tell."""
@@ -114,30 +118,40 @@ class PresenceFeed:
         if local:
             self.hub.publish(Event("presence.left", room, {"userId": user_id}))
 
-    def _update(self, room: str, user_id: str, state: dict[str, Any]) -> None:
+    def _update(self, room: str, user_id: str, text: str) -> None:
+        """A user's state changed (`text`: as stored). Cheap per cursor move: the
+        JSON is read only when an event goes out, at most `rate` times a second."""
+        if self.hub.bus.alone and not self.hub.subscribers(room):
+            return  # one node and nobody following the room: nobody to tell
         key = (room, user_id)
-        if self._last_state.get(key) == state:
-            return  # a renewal: nothing changed
-        self._last_state[key] = state
-        event = Event(
-            "presence.updated",
-            room,
-            {"userId": user_id, "state": state},
-            coalesce=f"presence:{user_id}",
-        )
         now = time.monotonic()
         if now - self._last_update.get(key, -1e9) >= self.interval:
             self._last_update[key] = now
-            self.hub.publish(event)
+            self._publish_update(key, text)
             return
-        self._pending[key] = event
+        self._pending[key] = text
         if self._flush is None:
             self._flush = asyncio.get_running_loop().call_later(self.interval, self._flush_pending)
+
+    def _publish_update(self, key: tuple[str, str], text: str) -> None:
+        parsed = split_state(text)
+        if parsed is None or self._last_state.get(key) == parsed[1]:
+            return  # a renewal: nothing changed
+        room, user_id = key
+        self._last_state[key] = state = parsed[1]
+        self.hub.publish(
+            Event(
+                "presence.updated",
+                room,
+                {"userId": user_id, "state": state},
+                coalesce=f"presence:{user_id}",
+            )
+        )
 
     def _flush_pending(self) -> None:
         self._flush = None
         pending, self._pending = self._pending, {}
         now = time.monotonic()
-        for key, event in pending.items():
+        for key, text in pending.items():
             self._last_update[key] = now
-            self.hub.publish(event)
+            self._publish_update(key, text)
