@@ -75,7 +75,6 @@ class RoomConfig:
 @dataclass(slots=True)
 class PeerState:
     read_only: bool
-    identity: dict[str, object]  # the verified "ysync" fields stamped into its awareness
     policy: AwarenessPolicy
     synced: bool = False  # True once we answered its SyncStep1 with the full document
     warned: bool = False  # a foreign awareness entry of it was logged (once per connection)
@@ -124,7 +123,7 @@ class Room:
             user=None if fields.get("anonymous") else peer.identity.user_id,
             stamp=stamper(fields) if self.config.stamp_identity else None,
         )
-        self.peers[peer] = PeerState(read_only=read_only, identity=fields, policy=policy)
+        self.peers[peer] = PeerState(read_only=read_only, policy=policy)
         peer.send(codec.SyncStep1(self.doc.get_state()))
         states = self.awareness.states()
         if states:
