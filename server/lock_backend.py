@@ -101,25 +101,36 @@ class MemoryLocks:
         pass
 
 
-# KEYS: lock, index, version; ARGV: lock JSON (fence 0), ttl ms, now ms, element
-_ACQUIRE = """
+# Lease times come from Redis's clock (TIME), never a node's: skewed nodes agree.
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+# KEYS: lock, index, version; ARGV: lock JSON (fence 0), ttl ms, (unused), element
+_ACQUIRE = (
+    _NOW
+    + """
 local current = redis.call('GET', KEYS[1])
 if current then return {0, current} end
 local fence = redis.call('INCR', KEYS[3])
 local value = string.gsub(ARGV[1], '"fence":0', '"fence":' .. fence, 1)
 redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
-redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[4])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[4])
 redis.call('PEXPIRE', KEYS[2], 2 * 3600 * 1000)
 return {1, value}
 """
-# KEYS: lock, index; ARGV: fence, ttl ms, now ms, element, new JSON
-_RENEW = """
+)
+# KEYS: lock, index; ARGV: fence, ttl ms, (unused), element, new JSON
+_RENEW = (
+    _NOW
+    + """
 local current = redis.call('GET', KEYS[1])
 if not current or cjson.decode(current)['fence'] ~= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[4])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[4])
 return 1
 """
+)
 # KEYS: lock, index, version; ARGV: fence ('' for any), element
 _RELEASE = """
 local current = redis.call('GET', KEYS[1])
@@ -130,14 +141,17 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('INCR', KEYS[3])
 return current
 """
-# KEYS: index, version; ARGV: now ms. The elements whose lease passed.
-_EXPIRE = """
-local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+# KEYS: index, version. The elements whose lease passed.
+_EXPIRE = (
+    _NOW
+    + """
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 if #gone == 0 then return gone end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('INCR', KEYS[2])
 return gone
 """
+)
 
 
 class RedisLocks:
@@ -188,7 +202,7 @@ class RedisLocks:
 
     async def locks(self, room: str) -> list[Lock]:
         _, index, _ = self._keys(room)
-        elements = await self._redis.zrangebyscore(index, int(time.time() * 1000), "+inf")
+        elements = await self._redis.zrange(index, 0, -1)  # an expired key reads as None
         if not elements:
             return []
         keys = [self._keys(room, _text(e))[0] for e in elements]
@@ -196,7 +210,7 @@ class RedisLocks:
 
     async def expire(self, room: str) -> list[Lock]:
         _, index, version = self._keys(room)
-        gone = await self._expire(keys=[index, version], args=[int(time.time() * 1000)])
+        gone = await self._expire(keys=[index, version], args=[])
         return [
             Lock(_text(e), "", "", 0.0, 0.0, 0, "") for e in gone
         ]  # only the element is known once the key expired

@@ -23,6 +23,7 @@ from ysync.server.locks import locks_of
 from ysync.server.openapi import ROOM, json_body, json_response, operation, path_param, query
 from ysync.server.routing import ApiError, caller, node_of, room_of
 
+MAX_LOCKS_PER_ROOM = 1000
 ELEMENT = path_param("elementId", "the locked element's id (1-256 bytes; `/` written `%2F`)")
 _LOCK = {
     "type": "object",
@@ -82,7 +83,11 @@ async def acquire(request: Request) -> JSONResponse:
         raise ApiError(400, "invalid_ttl", str(exc)) from None
     user = identity.user_id or "anonymous"
     lock = Lock(element, user, identity.name or user, time.time(), 0.0, 0, "api")
-    won, holder = await locks_of(node_of(request)).acquire(room, lock, ttl)
+    locks = locks_of(node_of(request))
+    if len(await locks.backend.locks(room)) >= MAX_LOCKS_PER_ROOM:
+        # Every client downloads the room's lock state: keep it small.
+        raise ApiError(409, "too_many_locks", f"the room holds {MAX_LOCKS_PER_ROOM} locks already")
+    won, holder = await locks.acquire(room, lock, ttl)
     if not won:
         return JSONResponse(
             {
