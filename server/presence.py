@@ -25,6 +25,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from ysync.presence.roster import ClientPresence, users
+from ysync.rooms.awareness import RemoteNode
 from ysync.rooms.codec import AwarenessEntry
 from ysync.rooms.extensions import Background, Extension
 from ysync.rooms.room import Origin, Room, Source
@@ -137,13 +138,20 @@ class PresenceExtension(Extension):
             self.feed.forget(room.name)
         self._dirty.add(room.name)
 
-    def clients(self, room: Room, *, local_only: bool = False) -> list[ClientPresence]:
-        """The room's present client ids (this node's own only, with `local_only`)."""
+    def clients(
+        self, room: Room, *, local_only: bool = False, dead: frozenset[str] = frozenset()
+    ) -> list[ClientPresence]:
+        """The room's present client ids (this node's own only, with `local_only`;
+        without those of the `dead` nodes)."""
         now = time.time()
         times = self._times.get(room.name, {})
         entries = room.awareness.local_states() if local_only else room.awareness.states()
         result = []
         for entry in entries:
+            if dead:
+                owner = room.awareness.owner_of(entry.client_id)
+                if isinstance(owner, RemoteNode) and owner.node_id in dead:
+                    continue
             since, active = times.get(entry.client_id, (now, now))
             result.append(ClientPresence(entry.client_id, entry.state, since, active))
         return result
@@ -167,13 +175,19 @@ class PresenceExtension(Extension):
         """`room_users` for several rooms, with two Redis round trips for all of them."""
         node = self._node
         clients: dict[str, list[ClientPresence]] = {}
-        remote = []
+        remote, held = [], []
         for room in rooms:
             loaded = node.registry.rooms.get(room) if node is not None else None
             if loaded is not None and not loaded.closed:
-                clients[room] = self.clients(loaded)  # the other nodes' too, over the bus
+                held.append(loaded)
             else:
                 remote.append(room)
+        # The other nodes' states arrive over the bus; a node that died is noticed
+        # by the replicator within a liveness round: ask its heartbeat now.
+        others = {n for room in held for n in room.awareness.remote_nodes()}
+        dead = frozenset(others - await node.bus.alive(others)) if node and others else frozenset()
+        for loaded in held:
+            clients[loaded.name] = self.clients(loaded, dead=dead)
         clients.update(await self._published_clients(remote))
         now = time.time()
         return {

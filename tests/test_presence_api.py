@@ -112,11 +112,18 @@ def test_presence_is_cluster_wide_and_a_killed_nodes_users_go(tmp_path: Path) ->
                 "--redis-url", redis.url, *flags, store=store, log_path=tmp_path / "b.log"
             ) as node_b:
 
-                async def scenario() -> float:
-                    async with connect(node_a.ws_url, room) as session:
-                        await session.synced()
+                async def scenario() -> tuple[float, float]:
+                    async with (
+                        connect(node_a.ws_url, room) as session,
+                        connect(node_a.ws_url, "cluster/held") as on_a,
+                        connect(node_b.ws_url, "cluster/held") as on_b,
+                    ):
+                        for each in (session, on_a, on_b):
+                            await each.synced()
                         session.awareness.set_local_state({"cursor": 7})
-                        # Node B does not hold the room: it answers from Redis.
+                        on_a.awareness.set_local_state({"on": "a"})
+                        on_b.awareness.set_local_state({"on": "b"})
+                        # Node B does not hold `room`: it answers from Redis.
                         await aio.wait_until(lambda: len(users_in(node_b, room)) == 1, 5)
                         (user,) = users_in(node_b, room)
                         assert user["anonymous"] is True and user["state"] == {"cursor": 7}
@@ -124,13 +131,26 @@ def test_presence_is_cluster_wide_and_a_killed_nodes_users_go(tmp_path: Path) ->
                             "userId": user["userId"],
                             "rooms": [room],
                         }
+                        # B holds "cluster/held": A's user reaches it over the bus.
+                        await aio.wait_until(lambda: len(users_in(node_b, "cluster/held")) == 2, 5)
                         node_a.kill()
                         killed = time.monotonic()
                         await aio.wait_until(lambda: users_in(node_b, room) == [], NODE_TTL + 1)
-                        return time.monotonic() - killed
+                        from_redis = time.monotonic() - killed
+                        await aio.wait_until(
+                            lambda: (
+                                [u["state"] for u in users_in(node_b, "cluster/held")]
+                                == [{"on": "b"}]
+                            ),
+                            NODE_TTL + 1,
+                        )
+                        return from_redis, time.monotonic() - killed
 
-                gone_after = aio.run(scenario(), timeout=60)
-                print(f"a SIGKILLed node's user left node B's answer after {gone_after:.2f} s")
+                from_redis, held = aio.run(scenario(), timeout=60)
+                print(
+                    f"a SIGKILLed node's user left node B's answer after {from_redis:.2f} s "
+                    f"(room B does not hold), {held:.2f} s (room B holds)"
+                )
         finally:
             node_a.stop()
 
