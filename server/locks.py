@@ -112,10 +112,8 @@ class LocksExtension(Extension):
         for entry in entries:
             if entry.client_id == SERVER_CLIENT_ID:
                 continue
-            if entry.removed:
-                wanted: set[str] | None = set()
-            elif '"ysyncLocks"' not in entry.state:
-                wanted = None if origin not in self._wanted else set()
+            if entry.removed or '"ysyncLocks"' not in entry.state:
+                wanted: set[str] | None = set() if origin in self._wanted else None
             else:
                 wanted = requested(orjson.loads(entry.state))
             if wanted is not None and self._wanted.get(origin) != frozenset(wanted):
