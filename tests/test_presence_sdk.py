@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from ysync.clients import connect
 from ysync.clients.http import AsyncClient, Client, HTTPError
 from ysync.server import create_app
 from ysync.server.cli import main
@@ -40,6 +41,23 @@ def test_presence_and_locks_through_the_async_sdk(server: ThreadedServer) -> Non
             assert await api.locks(room) == []
             await api.remove_presence(room, agent["presenceId"])
             assert await api.presence(room) == []
+
+    run(scenario())
+
+
+def test_a_sessions_presence_lists_verified_users(server: ThreadedServer) -> None:
+    async def scenario() -> None:
+        async with (
+            connect(server.ws_url, "sdk/session") as me,
+            connect(server.ws_url, "sdk/session") as other,
+        ):
+            await me.synced()
+            await other.synced()
+            other.awareness.set_local_state({"cursor": 1})
+            await me.awareness.wait_for(lambda s: other.doc.client_id in s, 5)
+            (user,) = me.presence()
+            assert user["anonymous"] is True and user["connections"] == 1
+            assert user["state"] == {"cursor": 1}
 
     run(scenario())
 
