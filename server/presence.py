@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ysync.presence")
 
 PUBLISH_SECONDS = 0.25  # a change reaches Redis within this (the API promises 1 s)
+# Every node that saw a leave fires within the bus latency of the others: a claim
+# outlives them all, and expires before that user's next leave can be due.
+LEFT_CLAIM_MS = 2000
 
 
 def _room_key(room: str, node: str) -> str:
@@ -91,7 +94,10 @@ class PresenceExtension(Extension):
         self._node = node
         self.agents = Agents(node.registry)
         self.feed = PresenceFeed(
-            node.events, leave_debounce=self.leave_debounce, rate=self.feed_rate
+            node.events,
+            leave_debounce=self.leave_debounce,
+            rate=self.feed_rate,
+            claim=self._claim_leave if self.redis_url else None,
         )
         node.events.snapshots.append(self._snapshot)
         if self.redis_url:
@@ -155,6 +161,16 @@ class PresenceExtension(Extension):
             since, active = times.get(entry.client_id, (now, now))
             result.append(ClientPresence(entry.client_id, entry.state, since, active))
         return result
+
+    async def _claim_leave(self, room: str, user_id: str) -> bool | None:
+        """True for the one node that announces `user_id` leaving `room` (None: no Redis)."""
+        if self._redis is None:
+            return None
+        key = "ysync:presence-left:{" + room + "}:" + user_id
+        try:
+            return bool(await self._redis.set(key, b"1", nx=True, px=LEFT_CLAIM_MS))
+        except (RedisError, OSError):
+            return None
 
     def _snapshot(self, room: str) -> dict[str, Any]:
         """What a feed `reset` carries: the users of the room, as this node sees it."""

@@ -6,8 +6,10 @@ sees (its own clients' and, over the bus, the other nodes'), by verified user
 id. A user appearing is `presence.joined`; a user whose last state went away is
 `presence.left` only after `--presence-leave-debounce` seconds without coming
 back, so a reload (or a move to another node) is neither a leave nor a join.
-Only the node where the change happened publishes it (the hub carries it to
-the other nodes), so each event happens once. `presence.updated` carries a
+Only the node where the change happened publishes a join (the hub carries it
+to the other nodes), so each event happens once; a leave is claimed in Redis
+by whichever node that saw it fires first, so the users of a node that died
+leave too. `presence.updated` carries a
 user's latest client fields; the hub coalesces it per user (the latest state
 wins) and this side publishes it at most `--presence-feed-rate` times a second
 per user, so cursor moves do not each cross the bus.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ysync.presence.events import Event, EventHub
@@ -40,8 +43,20 @@ class _RoomUsers:
 class PresenceFeed:
     """Turns awareness changes into presence events (see the module doc)."""
 
-    def __init__(self, hub: EventHub, *, leave_debounce: float, rate: float) -> None:
+    def __init__(
+        self,
+        hub: EventHub,
+        *,
+        leave_debounce: float,
+        rate: float,
+        claim: Callable[[str, str], Awaitable[bool | None]] | None = None,
+    ) -> None:
         self.hub = hub
+        # In a cluster, who tells a leave: every node that saw it asks `claim(room,
+        # user)` and the one that gets True publishes (None: cannot tell, so the
+        # node where it happened does). A dead node's users leave this way too.
+        self.claim = claim
+        self._claims: set[asyncio.Task[None]] = set()
         self.leave_debounce = leave_debounce
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._rooms: dict[str, _RoomUsers] = {}
@@ -115,7 +130,21 @@ class PresenceFeed:
         users.present.discard(user_id)
         for table in (self._last_update, self._pending, self._last_state):
             table.pop((room, user_id), None)
-        if local:
+        if self.claim is None:
+            if local:
+                self.hub.publish(Event("presence.left", room, {"userId": user_id}))
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._claim_leave(self.claim(room, user_id), room, user_id, local)
+        )
+        self._claims.add(task)
+        task.add_done_callback(self._claims.discard)
+
+    async def _claim_leave(
+        self, claim: Awaitable[bool | None], room: str, user_id: str, local: bool
+    ) -> None:
+        won = await claim
+        if won or (won is None and local):
             self.hub.publish(Event("presence.left", room, {"userId": user_id}))
 
     def _update(self, room: str, user_id: str, text: str) -> None:

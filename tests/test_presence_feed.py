@@ -12,7 +12,7 @@ from ysync.clients.http import AsyncClient, FeedEvent
 
 from support import aio
 from support import authtokens as tk
-from support.servers import YsyncProcess
+from support.servers import RedisProcess, YsyncProcess
 
 
 def subscribers(server: YsyncProcess) -> float:
@@ -90,3 +90,64 @@ def test_joined_updated_left_and_resume(tmp_path: Path) -> None:
 
         resumed = aio.run(resume(), timeout=30)
         assert resumed[-1] == "presence.left" and "presence.joined" not in resumed
+
+
+def test_in_a_cluster_each_leave_is_told_once_even_for_a_dead_node(tmp_path: Path) -> None:
+    room = "feed/cluster"
+    store = f"sqlite:///{tmp_path}/shared.db"
+    flags = (
+        "--presence-leave-debounce",
+        str(DEBOUNCE),
+        "--node-ttl",
+        "3",
+        "--anti-entropy-interval",
+        "1",
+    )
+    with RedisProcess() as redis:
+        node_a = YsyncProcess(
+            "--redis-url", redis.url, *flags, store=store, log_path=tmp_path / "a.log"
+        ).start()
+        try:
+            with YsyncProcess(
+                "--redis-url", redis.url, *flags, store=store, log_path=tmp_path / "b.log"
+            ) as node_b:
+                got: list[FeedEvent] = []
+
+                async def follow() -> None:
+                    async with AsyncClient(node_b.http_url) as api:
+                        async for event in api.events(room):
+                            got.append(event)
+
+                def lefts() -> list[str]:
+                    return [e.data["userId"] for e in got if e.type == "presence.left"]
+
+                def joined() -> list[str]:
+                    return [e.data["userId"] for e in got if e.type == "presence.joined"]
+
+                async def scenario() -> None:
+                    follower = asyncio.create_task(follow())
+                    await aio.wait_until(lambda: subscribers(node_b) == 1, 5)
+                    async with connect(node_b.ws_url, room) as watcher:
+                        await watcher.synced()
+                        watcher.awareness.set_local_state({"here": "b"})
+                        ada = await connect(node_a.ws_url, room)
+                        await ada.synced()
+                        ada.awareness.set_local_state({"here": "a"})
+                        async with connect(node_a.ws_url, room) as bob:
+                            await bob.synced()
+                            bob.awareness.set_local_state({"here": "a2"})
+                            await aio.wait_until(lambda: len(joined()) == 3, 10)
+                        # A clean leave on A: seen by A and B, told once.
+                        await aio.wait_until(lambda: len(lefts()) == 1, DEBOUNCE + 5)
+                        # A dies with ada connected: B tells her leave.
+                        node_a.kill()
+                        await aio.wait_until(lambda: len(lefts()) == 2, 3 + DEBOUNCE + 8)
+                        await asyncio.sleep(1.0)  # a duplicate would have come by now
+                        await ada.close(timeout=1)
+                    follower.cancel()
+
+                aio.run(scenario(), timeout=60)
+                assert len(set(lefts())) == 2 == len(lefts())
+                assert len(set(joined())) == 3
+        finally:
+            node_a.stop()
