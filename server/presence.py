@@ -79,7 +79,7 @@ class PresenceExtension(Extension):
         self.idle_after = idle_after
         self._node: Node | None = None
         self._redis: redis.Redis | None = None
-        # room -> client id -> [since, last active] (Unix times)
+        # room -> client id -> [since, last active (Unix times), hash of its state]
         self._times: dict[str, dict[int, list[float]]] = {}
         self._dirty: set[str] = set()
         self._published: dict[str, set[str]] = {}  # room -> users we indexed for it
@@ -118,9 +118,10 @@ class PresenceExtension(Extension):
                 continue
             seen = times.get(entry.client_id)
             if seen is None:
-                times[entry.client_id] = [now, now]
-            else:
+                times[entry.client_id] = [now, now, hash(entry.state)]
+            elif seen[2] != hash(entry.state):  # a renewal (same state) is not activity
                 seen[1] = now
+                seen[2] = hash(entry.state)
         if origin is not Source.BUS:
             self._dirty.add(room.name)
         if self.feed is not None:
@@ -158,7 +159,7 @@ class PresenceExtension(Extension):
                 owner = room.awareness.owner_of(entry.client_id)
                 if isinstance(owner, RemoteNode) and owner.node_id in dead:
                     continue
-            since, active = times.get(entry.client_id, (now, now))
+            since, active, _ = times.get(entry.client_id, (now, now, 0))
             result.append(ClientPresence(entry.client_id, entry.state, since, active))
         return result
 

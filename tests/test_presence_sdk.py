@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 
@@ -77,3 +78,22 @@ def test_blocking_sdk_lock_and_the_cli(
     out = capsys.readouterr().out
     assert "Anonymous" in out and '"cursor": 3' in out
     assert main(["locks", room, "--url", "http://127.0.0.1:1"]) == 1  # unreachable: error
+
+
+def test_a_user_without_changes_turns_idle() -> None:
+    settings = Settings(store="memory://", demo=False, presence_idle_after=0.5)
+    with ThreadedServer(create_app(settings)) as running:
+
+        async def scenario() -> None:
+            async with AsyncClient(running.http_url) as api:
+                await api.add_presence("sdk/idle", {"typing": False}, ttl=30)
+                (user,) = await api.presence("sdk/idle")
+                assert user["idle"] is False
+                for _ in range(100):  # bounded: 5 s
+                    (user,) = await api.presence("sdk/idle")
+                    if user["idle"]:
+                        break
+                    await asyncio.sleep(0.05)
+                assert user["idle"] is True
+
+        run(scenario())
