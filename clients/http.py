@@ -30,6 +30,7 @@ need a token for the room, the node-wide ones an owner token on `"*"`.
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -407,6 +408,51 @@ def _bytes(call: Call) -> Exchange[bytes]:
     if not response.is_success:
         _body(response)  # raises HTTPError
     return response.content
+    # -- presence and locks (docs/presence.md) -----------------------------------------
+
+    @staticmethod
+    def presence(room: str) -> Exchange[list[dict[str, Any]]]:
+        """The users in `room` now (any node): one entry per verified user."""
+        body = yield from _json(Call("GET", room_path(room, "presence")))
+        users: list[dict[str, Any]] = body["users"]
+        return users
+
+    @staticmethod
+    def user_presence(user_id: str) -> Exchange[list[str]]:
+        """The rooms `user_id` is in now (needs a node-wide owner token)."""
+        body = yield from _json(Call("GET", f"/api/users/{quote(user_id, safe='')}/presence"))
+        rooms: list[str] = body["rooms"]
+        return rooms
+
+    @staticmethod
+    def add_presence(room: str, state: Mapping[str, Any], *, ttl: float = 60) -> Exchange[Any]:
+        """Presence for a participant with no WebSocket; returns `presenceId`, `clientId`."""
+        payload = {"state": dict(state), "ttl": ttl}
+        return (yield from _json(Call("POST", room_path(room, "presence"), json=payload)))
+
+    @staticmethod
+    def remove_presence(room: str, presence_id: str) -> Exchange[Any]:
+        path = room_path(room, "presence", quote(presence_id, safe=""))
+        return (yield from _json(Call("DELETE", path)))
+
+    @staticmethod
+    def locks(room: str) -> Exchange[list[dict[str, Any]]]:
+        body = yield from _json(Call("GET", room_path(room, "locks")))
+        locks: list[dict[str, Any]] = body["locks"]
+        return locks
+
+    @staticmethod
+    def acquire_lock(room: str, element: str, *, ttl: float = 30) -> Exchange[dict[str, Any]]:
+        """The lock with its `fence`; `HTTPError` (409, naming the holder) if it is taken."""
+        path = room_path(room, "locks", quote(element, safe=""))
+        lock: dict[str, Any] = yield from _json(Call("POST", path, json={"ttl": ttl}))
+        return lock
+
+    @staticmethod
+    def release_lock(room: str, element: str, *, fence: int | None = None) -> Exchange[Any]:
+        path = room_path(room, "locks", quote(element, safe=""))
+        params = {"fence": str(fence)} if fence is not None else None
+        return (yield from _json(Call("DELETE", path, params=params)))
 
 
 def _request(call: Call) -> dict[str, Any]:
@@ -586,6 +632,38 @@ class Client:
 
     def import_(self, room: str, archive: Any) -> Any:
         return self._drive(Endpoints.import_(room, archive))
+    # -- presence and locks: see Endpoints ----------------------------------------------
+
+    def presence(self, room: str) -> list[dict[str, Any]]:
+        return self._drive(Endpoints.presence(room))
+
+    def user_presence(self, user_id: str) -> list[str]:
+        return self._drive(Endpoints.user_presence(user_id))
+
+    def add_presence(self, room: str, state: Mapping[str, Any], *, ttl: float = 60) -> Any:
+        return self._drive(Endpoints.add_presence(room, state, ttl=ttl))
+
+    def remove_presence(self, room: str, presence_id: str) -> None:
+        self._drive(Endpoints.remove_presence(room, presence_id))
+
+    def locks(self, room: str) -> list[dict[str, Any]]:
+        return self._drive(Endpoints.locks(room))
+
+    def acquire_lock(self, room: str, element: str, *, ttl: float = 30) -> dict[str, Any]:
+        return self._drive(Endpoints.acquire_lock(room, element, ttl=ttl))
+
+    def release_lock(self, room: str, element: str, *, fence: int | None = None) -> None:
+        self._drive(Endpoints.release_lock(room, element, fence=fence))
+
+    @contextlib.contextmanager
+    def lock(self, room: str, element: str, *, ttl: float = 30) -> Iterator[dict[str, Any]]:
+        """Hold `element` for the block (released after it, even on error)."""
+        held = self.acquire_lock(room, element, ttl=ttl)
+        try:
+            yield held
+        finally:
+            with contextlib.suppress(HTTPError):
+                self.release_lock(room, element, fence=held["fence"])
 
     def close(self) -> None:
         self._http.close()
@@ -767,6 +845,40 @@ class AsyncClient:
 
     async def import_(self, room: str, archive: Any) -> Any:
         return await self._drive(Endpoints.import_(room, archive))
+    # -- presence and locks: see Endpoints ----------------------------------------------
+
+    async def presence(self, room: str) -> list[dict[str, Any]]:
+        return await self._drive(Endpoints.presence(room))
+
+    async def user_presence(self, user_id: str) -> list[str]:
+        return await self._drive(Endpoints.user_presence(user_id))
+
+    async def add_presence(self, room: str, state: Mapping[str, Any], *, ttl: float = 60) -> Any:
+        return await self._drive(Endpoints.add_presence(room, state, ttl=ttl))
+
+    async def remove_presence(self, room: str, presence_id: str) -> None:
+        await self._drive(Endpoints.remove_presence(room, presence_id))
+
+    async def locks(self, room: str) -> list[dict[str, Any]]:
+        return await self._drive(Endpoints.locks(room))
+
+    async def acquire_lock(self, room: str, element: str, *, ttl: float = 30) -> dict[str, Any]:
+        return await self._drive(Endpoints.acquire_lock(room, element, ttl=ttl))
+
+    async def release_lock(self, room: str, element: str, *, fence: int | None = None) -> None:
+        await self._drive(Endpoints.release_lock(room, element, fence=fence))
+
+    @contextlib.asynccontextmanager
+    async def lock(
+        self, room: str, element: str, *, ttl: float = 30
+    ) -> AsyncIterator[dict[str, Any]]:
+        """`async with client.lock(room, element) as held:` (released after, even on error)."""
+        held = await self.acquire_lock(room, element, ttl=ttl)
+        try:
+            yield held
+        finally:
+            with contextlib.suppress(HTTPError):
+                await self.release_lock(room, element, fence=held["fence"])
 
     async def close(self) -> None:
         await self._http.aclose()

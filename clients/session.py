@@ -286,6 +286,24 @@ class Session:
         """True if connected with `read_only=True` or the server refused an edit."""
         return self._read_only or self.permission_denied is not None
 
+    def presence(self) -> list[dict[str, Any]]:
+        """Who is in the room, as this session sees it: one entry per verified user
+        (the server's "ysync" field of each awareness state; our own state,
+        which the server never echoes back stamped, is not in it), with
+        `connections` and the client fields of one of them under `state`. The
+        HTTP API's `presence(room)` adds since/lastActive/idle, from any node."""
+        users: dict[str, dict[str, Any]] = {}
+        for client_id, state in self.awareness.states.items():
+            if client_id == self.doc.client_id or not isinstance(state, dict):
+                continue
+            verified = state.get("ysync")
+            if not isinstance(verified, dict) or not isinstance(verified.get("userId"), str):
+                continue  # the server's lock state, or a server that stamps nothing
+            entry = users.setdefault(verified["userId"], {**verified, "connections": 0})
+            entry["connections"] += 1
+            entry["state"] = {k: v for k, v in state.items() if k != "ysync"}
+        return sorted(users.values(), key=lambda user: str(user["userId"]))
+
     def on_status(self, callback: StatusCallback) -> Callable[[], None]:
         """Call `callback(event)` on every status change; returns an unsubscribe
         function. Callbacks run synchronously: keep them fast, never block."""

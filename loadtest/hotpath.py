@@ -20,6 +20,9 @@ so that other processes on a shared machine do not count:
 - ``awareness N, all move``: every one of the N clients moves in turn (a canvas):
   µs of CPU per move, batched per tick (the default) and ``unbatched``
   (``--awareness-tick 0``); the last tick's batch is included.
+- ``awareness stamp``: what stamping the verified identity adds to one cursor move
+  applied by a room with 5 connections (stamped minus unstamped, interleaved runs
+  in one process, so the machine's load cancels out).
 - ``idle connection``: bytes of Python objects held per connected, synced, idle
   client (tracemalloc; excludes the kernel's socket buffers and uvicorn's HTTP
   protocol object, which the ``idle`` scenario of the benchmark includes).
@@ -219,6 +222,47 @@ async def bench_awareness(
     return statistics.median(samples)
 
 
+def bench_awareness_stamp(items: int, repeat: int) -> dict[str, float]:
+    from ysync.rooms.hooks import Identity
+    from ysync.rooms.room import Room, RoomConfig
+
+    class _Peer:
+        identity = Identity(user_id="ada", name="Ada")
+        client = None
+
+        def send(self, message: codec.Message) -> None:
+            pass
+
+        def close(self, refusal: object) -> None:
+            pass
+
+    def room_run(stamp: bool) -> Callable[[], None]:
+        room = Room("r", RoomConfig(stamp_identity=stamp))
+        peers = [_Peer() for _ in range(5)]
+        for peer in peers:
+            room.join(peer)
+        messages = [codec.decode(f) for f in _cursor_frames(4242, items * repeat * 2)]
+        position = 0
+
+        def run() -> None:
+            nonlocal position
+            for message in messages[position : position + items]:
+                room.receive(peers[0], message, now=0.0)
+            position += items
+
+        return run
+
+    stamped, plain = room_run(True), room_run(False)
+    with_stamp, without = [], []
+    for _ in range(repeat):
+        with_stamp.append(_time_per_item(stamped, items, 1))
+        without.append(_time_per_item(plain, items, 1))
+    return {
+        "awareness apply (stamped) µs": statistics.median(with_stamp),
+        "awareness apply (unstamped) µs": statistics.median(without),
+    }
+
+
 async def bench_idle_bytes(app: Any, connections: int) -> float:
     await _connect(app, "warm-up")
     gc.collect()
@@ -246,6 +290,7 @@ async def run(quick: bool) -> dict[str, float]:
     )
     app = create_app(settings)
     results = bench_codec(items * 10, repeat)
+    results.update(bench_awareness_stamp(items * 5, repeat))
     async with app.router.lifespan_context(app):
         for clients in (5, 50, 200):
             results[f"fan-out {clients} µs"] = await bench_fan_out(app, clients, items, repeat)

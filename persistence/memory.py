@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from pycrdt import merge_updates
 
-from ysync.persistence import comment_sql, tombstone_sql, version_sql, webhook_sql
+from ysync.persistence import activity_sql, comment_sql, tombstone_sql, version_sql, webhook_sql
 from ysync.persistence.comment_sql import Operation, SqlComments
 from ysync.rooms.protocols import RoomInfo
 
@@ -31,6 +31,7 @@ class MemoryStore:
         self.versions = version_sql.SqlVersions(self._transact)
         self.tombstones = tombstone_sql.SqlTombstones(self._transact)
         self.webhooks = webhook_sql.SqlWebhooks(self._transact)
+        self.activity = activity_sql.SqlActivity(self._transact)
 
     async def _transact(self, operation: Operation[T], write: bool) -> T:
         if self._db is None:
@@ -41,6 +42,7 @@ class MemoryStore:
                 *version_sql.MIGRATION,
                 *tombstone_sql.MIGRATION,
                 *webhook_sql.MIGRATION,
+                *activity_sql.MIGRATION,
             ):
                 self._db.execute(statement)
         db = self._db

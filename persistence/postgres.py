@@ -10,6 +10,7 @@ Schema (tables prefixed `ysync_`, so the database can be shared):
 - version 2: comment threads and notifications (`ysync.persistence.comment_sql`).
 - version 3: versions, room tombstones and seed claims, webhooks (`ysync.persistence.version_sql`,
   `tombstone_sql`, `webhook_sql`).
+- version 4: finished sessions and update authors (`ysync.persistence.activity_sql`).
 
 A room's content is its snapshot plus *all* its remaining log rows. Identity
 values are handed out before commit, so a row with a smaller id may commit
@@ -28,7 +29,7 @@ from urllib.parse import urlsplit
 
 import asyncpg  # no stubs shipped: see [tool.mypy.overrides]
 
-from ysync.persistence import comment_sql, tombstone_sql, version_sql, webhook_sql
+from ysync.persistence import activity_sql, comment_sql, tombstone_sql, version_sql, webhook_sql
 from ysync.persistence.comment_sql import Operation, Query, Rows, SqlComments
 from ysync.persistence.merge import merge
 from ysync.rooms.protocols import RoomInfo, StoreError
@@ -61,6 +62,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         *tombstone_sql.MIGRATION,
         *webhook_sql.MIGRATION,
     ),  # 3: versions, tombstones and seed claims, webhooks (shared with SQLite)
+    activity_sql.MIGRATION,  # 4: finished sessions, for the activity API (shared)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -107,6 +109,8 @@ class PostgresStore:
         self.tombstones = tombstone_sql.SqlTombstones(self._transact)
         #: Webhook endpoints and outbox (`ysync.persistence.webhook_sql`).
         self.webhooks = webhook_sql.SqlWebhooks(self._transact)
+        #: Finished sessions (`ysync.persistence.activity_sql`).
+        self.activity = activity_sql.SqlActivity(self._transact)
 
     def describe(self) -> str:
         return f"PostgreSQL {redact(self.dsn)} (pool {self.min_size}..{self.max_size})"

@@ -17,6 +17,7 @@ Schema (version 2, in `PRAGMA user_version`):
 - version 2: comment threads and notifications (`ysync.persistence.comment_sql`).
 - version 3: versions, room tombstones and seed claims, webhooks (`ysync.persistence.version_sql`,
   `tombstone_sql`, `webhook_sql`).
+- version 4: finished sessions and update authors (`ysync.persistence.activity_sql`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from ysync.persistence import comment_sql, tombstone_sql, version_sql, webhook_sql
+from ysync.persistence import activity_sql, comment_sql, tombstone_sql, version_sql, webhook_sql
 from ysync.persistence.comment_sql import Operation, SqlComments
 from ysync.persistence.merge import Merged, merge
 from ysync.rooms.protocols import RoomInfo, StoreError
@@ -67,6 +68,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         *tombstone_sql.MIGRATION,
         *webhook_sql.MIGRATION,
     ),  # 3: versions, tombstones and seed claims, webhooks (shared with PostgreSQL)
+    activity_sql.MIGRATION,  # 4: finished sessions, for the activity API (shared)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -101,6 +103,8 @@ class SQLiteStore:
         self.tombstones = tombstone_sql.SqlTombstones(self._transact)
         #: Webhook endpoints and outbox (`ysync.persistence.webhook_sql`).
         self.webhooks = webhook_sql.SqlWebhooks(self._transact)
+        #: Finished sessions (`ysync.persistence.activity_sql`).
+        self.activity = activity_sql.SqlActivity(self._transact)
 
     def describe(self) -> str:
         return f"SQLite {self.path.absolute()} (WAL, synchronous=FULL)"

@@ -70,6 +70,7 @@ class AwarenessEntry:
 @dataclass(frozen=True, slots=True)
 class AwarenessUpdate:
     entries: tuple[AwarenessEntry, ...]
+    truncated: int = 0  # entries past the decoder's bound, ignored unread
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +90,11 @@ class Auth:
 Message = SyncStep1 | SyncStep2 | SyncUpdate | AwarenessUpdate | QueryAwareness | Auth
 
 
-def decode(frame: bytes) -> Message:
-    """Decode one frame into one message, or raise `ProtocolError`."""
+def decode(frame: bytes, *, max_awareness_entries: int = 0) -> Message:
+    """Decode one frame into one message, or raise `ProtocolError`.
+
+    `max_awareness_entries` (0: no bound) caps the entries of an awareness
+    update that are read (see `decode_awareness`)."""
     reader = Reader(frame)
     kind = reader.var_uint("message type")
     message: Message
@@ -108,7 +112,7 @@ def decode(frame: bytes) -> Message:
             raise ProtocolError(f"unknown sync message type {subtype}")
         reader.end("sync message")
     elif kind == MESSAGE_AWARENESS:
-        message = decode_awareness(reader.var_bytes("awareness payload"))
+        message = decode_awareness(reader.var_bytes("awareness payload"), max_awareness_entries)
         reader.end("awareness message")
     elif kind == MESSAGE_QUERY_AWARENESS:
         message = QueryAwareness()
@@ -141,12 +145,20 @@ def decode_state_vector(data: bytes) -> dict[int, int]:
     return clocks
 
 
-def decode_awareness(payload: bytes) -> AwarenessUpdate:
-    """Decode an awareness update, checking each state is JSON a browser can parse."""
+def decode_awareness(payload: bytes, max_entries: int = 0) -> AwarenessUpdate:
+    """Decode an awareness update, checking each state is JSON a browser can parse.
+
+    Past `max_entries` (0: no bound) the rest is ignored unread: a client
+    sends one entry of its own plus echoes of the others' (which the room
+    already holds), so this bounds one message's work (each entry's JSON is
+    parsed: ~10 µs) without refusing a client of a very large room."""
     reader = Reader(payload)
     count = reader.var_uint("awareness entry count")
     if count > len(payload):  # each entry takes at least three bytes
         reader.fail(f"awareness update claims {count} entries")
+    truncated = 0
+    if max_entries and count > max_entries:
+        count, truncated = max_entries, count - max_entries
     entries = []
     for _ in range(count):
         client_id = reader.var_uint("awareness client id")
@@ -155,6 +167,8 @@ def decode_awareness(payload: bytes) -> AwarenessUpdate:
         if state != "null" and _check_json(state, reader) is None:
             state = "null"  # e.g. " null ": JSON.parse gives null, so clients see a removal
         entries.append(AwarenessEntry(client_id, clock, state))
+    if truncated:
+        return AwarenessUpdate(tuple(entries), truncated)
     reader.end("awareness update")
     return AwarenessUpdate(tuple(entries))
 

@@ -151,14 +151,15 @@ def read_address(frame: bytes) -> tuple[str, int]:
     return address, reader.pos
 
 
-def decode_body(frame: bytes, offset: int) -> Message:
-    """The message after the address (`read_address` gave `offset`); `ProtocolError` if bad."""
+def decode_body(frame: bytes, offset: int, *, max_awareness_entries: int = 0) -> Message:
+    """The message after the address (`read_address` gave `offset`); `ProtocolError` if bad.
+    `max_awareness_entries`: as for `codec.decode`."""
     reader = Reader(frame)
     reader.pos = offset
     kind = reader.var_uint("message type")
     if kind in _Y_WEBSOCKET:
         # The same bytes as a y-websocket message (types 0, 1, 3 are the same there).
-        return codec.decode(frame[offset:])
+        return codec.decode(frame[offset:], max_awareness_entries=max_awareness_entries)
     if kind == HocuspocusType.SYNC_REPLY:
         sync = codec.decode(bytes((HocuspocusType.SYNC,)) + frame[reader.pos :])
         if not isinstance(sync, codec.SyncStep1 | codec.SyncStep2 | codec.SyncUpdate):

@@ -71,6 +71,8 @@ class Identity:
     name: str | None = None
     read_only: bool = False
     role: Role = Role.EDITOR
+    avatar: str | None = None  # picture URL, shown with the name in presence
+    color: str | None = None  # cursor colour, e.g. "#e11d48"
     # Unix time after which the connection is closed with 4401 (token expiry),
     # plus the server's --token-expiry-grace; None: never.
     expires_at: float | None = None

@@ -18,14 +18,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
 from pycrdt import Doc, TransactionEvent, get_state, get_update
 
 from ysync.rooms import codec
-from ysync.rooms.awareness import AwarenessState, Owner
+from ysync.rooms.awareness import AwarenessPolicy, AwarenessState, AwarenessStats, Owner
+from ysync.rooms.awareness_identity import identity_fields, stamper
 from ysync.rooms.lib0 import Reader
 from ysync.rooms.protocols import Peer
 from ysync.rooms.vocabulary import CloseCode, Refusal
@@ -61,6 +62,14 @@ class RoomConfig:
 
     awareness_timeout: float = 30.0  # seconds before an unrenewed awareness state is removed
     max_document_bytes: int = 0  # largest encoded document client edits may grow it to; 0: none
+    awareness_clients_per_connection: int = 4  # client ids one connection may introduce; 0: any
+    awareness_state_bytes: int = 8192  # largest awareness state accepted; 0: any
+    # Merge each connection's verified identity into its awareness states
+    # (rooms.awareness_identity). False relays them as sent: only for a host that
+    # stamps its own, or tests of the relay itself.
+    stamp_identity: bool = True
+    # Shared by every room of a node: what the awareness bounds dropped (metrics).
+    awareness_stats: AwarenessStats = field(default_factory=AwarenessStats)
 
 
 class AwarenessOutbox(Protocol):
@@ -75,7 +84,9 @@ class AwarenessOutbox(Protocol):
 @dataclass(slots=True)
 class PeerState:
     read_only: bool
+    policy: AwarenessPolicy
     synced: bool = False  # True once we answered its SyncStep1 with the full document
+    warned: bool = False  # a foreign awareness entry of it was logged (once per connection)
 
 
 class Room:
@@ -91,7 +102,7 @@ class Room:
         self.name = name
         self.config = config = config or RoomConfig()
         self.doc: Doc[Any] = Doc()
-        self.awareness = AwarenessState(config.awareness_timeout)
+        self.awareness = AwarenessState(config.awareness_timeout, stats=config.awareness_stats)
         self.peers: dict[Peer, PeerState] = {}
         self.update_listeners: list[UpdateListener] = []
         self.awareness_listeners: list[AwarenessListener] = []
@@ -115,7 +126,14 @@ class Room:
         Our SyncStep1 makes the client upload what we lack (its offline edits);
         it only uploads them in its reply to it.
         """
-        self.peers[peer] = PeerState(read_only=read_only)
+        fields = identity_fields(peer.identity)
+        policy = AwarenessPolicy(
+            max_clients=self.config.awareness_clients_per_connection,
+            max_state_bytes=self.config.awareness_state_bytes,
+            user=None if fields.get("anonymous") else peer.identity.user_id,
+            stamp=stamper(fields) if self.config.stamp_identity else None,
+        )
+        self.peers[peer] = PeerState(read_only=read_only, policy=policy)
         peer.send(codec.SyncStep1(self.doc.get_state()))
         states = self.awareness.states()
         if states:
@@ -173,6 +191,8 @@ class Room:
             peer.send(codec.SyncStep2(missing))
             state.synced = True
         elif isinstance(message, codec.AwarenessUpdate):
+            if message.truncated:
+                self.config.awareness_stats.truncated += message.truncated
             self.apply_awareness(message.entries, peer, time.monotonic() if now is None else now)
         elif isinstance(message, codec.QueryAwareness):
             peer.send(codec.AwarenessUpdate(tuple(self.awareness.states())))
@@ -249,12 +269,31 @@ class Room:
         """Apply awareness entries; broadcast those that changed our state.
 
         `owner` is whoever introduced them: the peer itself, or for entries
-        from another node that node's id (so they vanish when it dies)."""
+        from another node that node's id (so they vanish when it dies). A
+        peer's entries are held to its policy (ownership, caps, its verified
+        identity stamped in); another node's were, on that node."""
         peer = origin if not isinstance(origin, Source) else None
         if owner is None:
             owner = peer
-        nudges = self.awareness.nudges_for(entries, peer) if peer is not None else []
-        applied, renewals_only = self.awareness.apply(entries, owner, now)
+        peer_state = self.peers.get(peer) if peer is not None else None
+        if peer is not None and peer_state is not None:
+            nudges = self.awareness.nudges_for(entries, peer)
+            result = self.awareness.apply(entries, owner, now, peer_state.policy)
+            if result.rejected:
+                # A nudge would make its client re-send what we drop again: a loop.
+                nudges = [n for n in nudges if n.client_id not in result.rejected]
+            if result.foreign and not peer_state.warned:
+                peer_state.warned = True
+                log.warning(
+                    "dropped awareness for client ids another connection owns (%d entries; "
+                    "logged once per connection)",
+                    result.foreign,
+                    extra={"room": self.name},
+                )
+        else:
+            nudges = []
+            result = self.awareness.apply(entries, owner, now)
+        applied, renewals_only = result.entries, result.renewals_only
         if applied:
             # A renewal is also echoed to its sender: a client with nobody else
             # talking reconnects after 30 s of silence.

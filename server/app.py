@@ -37,7 +37,18 @@ from ysync.rooms.registry import RoomRegistry
 from ysync.rooms.replication import Replicator
 from ysync.rooms.room import RoomConfig
 from ysync.rooms.vocabulary import CloseCode, Refusal
-from ysync.server import broadcast_api, doc_api, events_api, gc_tuning, http_api, openapi
+from ysync.server import (
+    activity_api,
+    broadcast_api,
+    doc_api,
+    events_api,
+    gc_tuning,
+    http_api,
+    locks_api,
+    openapi,
+    presence_api,
+)
+from ysync.server.activity import ActivityExtension
 from ysync.server.audit import AuditExtension
 from ysync.server.auth import auth_extensions
 from ysync.server.comments import CommentsExtension
@@ -46,8 +57,10 @@ from ysync.server.drain import RESTART, Drain
 from ysync.server.hocuspocus import HocuspocusEndpoint, HocuspocusLimits
 from ysync.server.lifecycle import RoomLifecycle
 from ysync.server.limits import Limits, LimitsExtension
+from ysync.server.locks import LocksExtension
 from ysync.server.logs import configure as configure_logs
 from ysync.server.metrics import Metrics, MetricsExtension
+from ysync.server.presence import PresenceExtension
 from ysync.server.routing import RoomPaths, exception_handlers
 from ysync.server.seeding import SeedOnce
 from ysync.server.settings import Settings
@@ -199,6 +212,15 @@ def create_app(
             max_attempts=settings.webhook_max_attempts,
             timeout=settings.webhook_timeout,
         ),
+        PresenceExtension(
+            redis_url=settings.redis_url,
+            node_ttl=settings.node_ttl,
+            idle_after=settings.presence_idle_after,
+            leave_debounce=settings.presence_leave_debounce,
+            feed_rate=settings.presence_feed_rate,
+        ),
+        LocksExtension(redis_url=settings.redis_url),
+        ActivityExtension(retention_days=settings.activity_retention_days),
         AuditExtension(),
         MetricsExtension(metrics),
     ]
@@ -237,6 +259,8 @@ def create_app(
             config=RoomConfig(
                 awareness_timeout=settings.awareness_timeout,
                 max_document_bytes=limits.max_document_bytes,
+                awareness_clients_per_connection=settings.awareness_clients_per_connection,
+                awareness_state_bytes=settings.awareness_state_bytes,
             ),
             unload_grace=settings.unload_grace,
         )
@@ -251,6 +275,7 @@ def create_app(
             max_clients_per_room=limits.max_clients_per_room,
             send_buffer_node_bytes=settings.send_buffer_node_bytes,
             awareness_tick=settings.awareness_tick,
+            max_awareness_entries=settings.awareness_entries_per_message,
         )
         log.info("authentication: %s", node_extensions.describe_auth())
         update_log.on_commit = metrics.observe_commit
@@ -313,6 +338,9 @@ def create_app(
     routes = [
         *http_api.routes,
         *events_api.routes,
+        *presence_api.routes,
+        *locks_api.routes,
+        *activity_api.routes,
         *broadcast_api.routes,
         *doc_api.routes,
         *(route for ext in static for route in ext.routes()),

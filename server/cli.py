@@ -15,7 +15,7 @@ import uvicorn
 
 from ysync import __version__
 from ysync.clients import cli as client_cli
-from ysync.clients import comments_cli, rooms_cli
+from ysync.clients import comments_cli, presence_cli, rooms_cli
 from ysync.server import importer
 from ysync.server import settings as settings_module
 from ysync.server import status as status_command
@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     client_cli.add_commands(commands)  # doc get/put, watch
     comments_cli.add_command(commands)
     rooms_cli.add_commands(commands)  # versions, restore, rm, export
+    presence_cli.add_commands(commands)  # presence, locks
     status_command.add_command(commands)
     importer.add_command(commands)
     return parser
@@ -51,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return comments_cli.run(args)
     if args.command in rooms_cli.COMMANDS:
         return rooms_cli.run(args)
+    if args.command in presence_cli.COMMANDS:
+        return presence_cli.run(args)
     if args.command == status_command.COMMAND:
         return status_command.run(args)
     if args.command == importer.COMMAND:

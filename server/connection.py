@@ -156,7 +156,8 @@ class ClientConnection:
         if session is None:
             return
         try:
-            refusal = session.room.receive(session, codec.decode(frame))
+            message = codec.decode(frame, max_awareness_entries=endpoint.max_awareness_entries)
+            refusal = session.room.receive(session, message)
         except codec.ProtocolError as exc:
             log.info(
                 "malformed message: %s",

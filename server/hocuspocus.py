@@ -279,7 +279,9 @@ class HocuspocusConnection(ClientConnection):
 
     def _handle(self, session: HocuspocusSession, frame: bytes, offset: int) -> None:
         try:
-            message = hocuspocus.decode_body(frame, offset)
+            message = hocuspocus.decode_body(
+                frame, offset, max_awareness_entries=self.endpoint.max_awareness_entries
+            )
             self._dispatch(session, message)
         except codec.ProtocolError as exc:
             log.info(

@@ -32,6 +32,7 @@ from starlette.routing import Route
 
 from ysync.rooms.extensions import Background, Extension
 from ysync.rooms.vocabulary import FrameKind
+from ysync.server.locks import LocksExtension
 from ysync.server.openapi import operation
 
 if TYPE_CHECKING:
@@ -129,6 +130,35 @@ class Metrics:
         self.flush_failures = Counter(
             "ysync_store_flush_failures_total", "Failed group commits", registry=r
         )
+        self.feed_subscribers = self.gauge(
+            "ysync_feed_subscribers", "Event feed (SSE, SDK) subscribers on this node"
+        )
+        self.feed_coalesced = Counter(
+            "ysync_feed_events_coalesced_total",
+            "Feed events replaced by a newer one before a subscriber got them",
+            registry=r,
+        )
+        self.feed_cut_off = Counter(
+            "ysync_feed_subscribers_cut_off_total",
+            "Feed subscribers cut off for falling behind",
+            registry=r,
+        )
+        self.locks_held = self.gauge("ysync_locks_held", "Element locks shown in this node's rooms")
+        self.lock_conflicts = Counter(
+            "ysync_lock_conflicts_total", "Lock requests refused: held by someone else", registry=r
+        )
+        self.presence_rooms = self.gauge(
+            "ysync_presence_rooms",
+            "Loaded rooms by how many awareness states they hold",
+            ["states"],
+        )
+        self.awareness_dropped = Counter(
+            "ysync_awareness_dropped_total",
+            "Awareness entries dropped: foreign (another connection's client id: spoofed), "
+            "over_cap, too_large, not_object, truncated (past the per-message bound)",
+            ["reason"],
+            registry=r,
+        )
         self.redis_reconnects = Counter(
             "ysync_redis_reconnects_total", "Redis reconnections", registry=r
         )
@@ -181,6 +211,14 @@ class Metrics:
         self.send_buffered.set(node.endpoint.broadcaster.budget.used)
         self._fold("reconnects", node.bus.reconnects, self.redis_reconnects)
         self._fold("resyncs", node.replicator.resyncs, self.resyncs)
+        self.feed_subscribers.set(node.events.subscribers())
+        self._refresh_presence(node, rooms)
+        self._fold("feed:coalesced", node.events.coalesced, self.feed_coalesced)
+        self._fold("feed:cut", node.events.cut_off, self.feed_cut_off)
+        dropped = node.registry.config.awareness_stats
+        for reason in ("foreign", "over_cap", "too_large", "not_object", "truncated"):
+            total = getattr(dropped, reason)
+            self._fold(f"aw:{reason}", total, self.awareness_dropped.labels(reason))
         stats = node.endpoint.stats
         for kind in FrameKind:
             name = kind.label
@@ -190,6 +228,23 @@ class Metrics:
         self._fold("outb", stats.sent_bytes, self.sent_bytes)
         for code, count in stats.closes.items():
             self._fold(f"close:{code}", count, self.closes.labels(str(code)))
+
+    def _refresh_presence(self, node: Node, rooms: Any) -> None:
+        sizes = {"0": 0, "1": 0, "2-5": 0, "6-20": 0, "21+": 0}
+        for room in rooms:
+            count = len(room.awareness)
+            bucket = next(
+                label
+                for label, top in (("0", 0), ("1", 1), ("2-5", 5), ("6-20", 20), ("21+", 1 << 62))
+                if count <= top
+            )
+            sizes[bucket] += 1
+        for label, number in sizes.items():
+            self.presence_rooms.labels(label).set(number)
+        for extension in node.extensions.all:
+            if isinstance(extension, LocksExtension):
+                self.locks_held.set(extension.shown_locks)
+                self._fold("locks:conflicts", extension.conflicts, self.lock_conflicts)
 
     async def run(self, node: Node, interval: float = 1.0) -> None:
         """Forever: refresh from `node` every `interval` seconds."""

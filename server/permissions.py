@@ -125,12 +125,20 @@ def identity_from_claims(
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise ClaimsError("token has no 'sub' (user id) claim")
-    name = claims.get("name")
-    if name is not None and not isinstance(name, str):
-        raise ClaimsError("claim 'name' must be a string")
+    name, avatar, color = (_optional_text(claims, key) for key in ("name", "avatar", "color"))
     grants = parse_grants(claims.get("rooms"))
     # "*" as a room is the whole node (HTTP API): only a grant of exactly "*" covers it.
     role = role_for(grants, room) if room != ALL_ROOMS else exact_role(grants, ALL_ROOMS)
     if role is None:
         raise NoAccess(f"token of {sub[:40]!r} grants no access to this room")
-    return Identity(user_id=sub, name=name, role=role, expires_at=expires_at)
+    return Identity(
+        user_id=sub, name=name, role=role, expires_at=expires_at, avatar=avatar, color=color
+    )
+
+
+def _optional_text(claims: Mapping[str, Any], key: str) -> str | None:
+    """A string claim shown in presence (name, avatar, color), or None when absent."""
+    value = claims.get(key)
+    if value is not None and (not isinstance(value, str) or len(value) > 2048):
+        raise ClaimsError(f"claim {key!r} must be a string of at most 2048 characters")
+    return value

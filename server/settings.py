@@ -89,6 +89,33 @@ class Settings:
     awareness_timeout: float = _setting(
         30.0, "seconds before an unrenewed awareness state is removed (clients renew every 15)"
     )
+    awareness_clients_per_connection: int = _setting(
+        4,
+        "awareness client ids one connection may introduce (a tab has one; reloads and "
+        "several documents add a few); more are dropped (0: no limit)",
+    )
+    awareness_state_bytes: int = _setting(
+        8192,
+        "largest awareness state (cursor, selection, user) accepted; larger ones are dropped "
+        "(every newcomer downloads every state) (0: no limit)",
+    )
+    awareness_entries_per_message: int = _setting(
+        1000,
+        "awareness entries read from one client message (its own plus echoes of the "
+        "others'); the rest is ignored unread, bounding one message's work (0: no limit)",
+    )
+    presence_idle_after: float = _setting(
+        60.0,
+        "seconds without awareness change or edit after which the presence API calls a user idle",
+    )
+    presence_leave_debounce: float = _setting(
+        3.0,
+        "seconds a user's last connection may be gone before the feed says presence.left "
+        "(a reload is neither a leave nor a join)",
+    )
+    activity_retention_days: float = _setting(
+        30.0, "days finished sessions are kept for the activity API (pruned hourly)"
+    )
     send_queue_frames: int = _setting(
         1024, "frames queued for one client before it is cut off as a slow consumer (4508)"
     )
@@ -374,6 +401,12 @@ _NON_NEGATIVE = (
     "tombstone_days",
     "send_buffer_node_bytes",
     "awareness_tick",
+    "awareness_clients_per_connection",
+    "awareness_state_bytes",
+    "awareness_entries_per_message",
+    "presence_idle_after",
+    "presence_leave_debounce",
+    "activity_retention_days",
 )
 _POSITIVE = (
     "auth_timeout",

@@ -70,6 +70,7 @@ class WebSocketEndpoint:
         max_clients_per_room: int = 0,
         send_buffer_node_bytes: int = 0,
         awareness_tick: float = 0.0,
+        max_awareness_entries: int = 0,
     ) -> None:
         self.registry = registry
         self.extensions = extensions
@@ -85,6 +86,7 @@ class WebSocketEndpoint:
         self.keepalive = keepalive
         self.auth_timeout = auth_timeout
         self.token_expiry_grace = token_expiry_grace
+        self.max_awareness_entries = max_awareness_entries  # read per awareness message; 0: all
         self.connections = 0
         # Set by `close_all` (shutdown): the close every connection gets, new ones included.
         self.closing_all: Refusal | None = None

@@ -495,8 +495,10 @@ def test_viewer_and_commenter_cannot_edit_but_read_live_and_share_presence(
                             await asyncio.sleep(0.01)
                     cursor = {"cursor": 1, "who": role}
                     reader.awareness.set_local_state(cursor)
+                    # As sent, plus the verified identity the server stamps in.
+                    seen = {**cursor, "ysync": {"userId": role, "name": role, "role": role}}
                     await editor.awareness.wait_for(
-                        lambda s, r=reader, c=cursor: s.get(r.doc.client_id) == c, 3
+                        lambda s, r=reader, c=seen: s.get(r.doc.client_id) == c, 3
                     )
             assert "was here" not in str(editor.doc.get("t", type=Text))
 

@@ -114,8 +114,10 @@ def test_status_events_presence_and_clean_close(server: YsyncProcess) -> None:
                 assert bot.status is Status.SYNCED and bot.is_synced
                 bot.awareness.set_local_state({"user": {"name": "bot"}})
                 await watcher.awareness.wait_for(
-                    lambda s: s.get(bot.doc.client_id) == {"user": {"name": "bot"}}, 5
+                    lambda s: s.get(bot.doc.client_id, {}).get("user") == {"name": "bot"}, 5
                 )
+                # The server stamped who the bot really is (auth off: anonymous).
+                assert watcher.awareness.states[bot.doc.client_id]["ysync"]["anonymous"] is True
                 assert bot.doc.client_id in bot.awareness.states  # our own state too
                 assert watcher.doc.client_id not in bot.awareness.states  # never set
             # A clean close sent the removal: gone at once, not after the 30 s timeout.

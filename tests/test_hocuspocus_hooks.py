@@ -52,7 +52,13 @@ def test_hooks_see_stateless_awareness_and_disconnects() -> None:
     assert hooks.calls == [
         ("stateless", "hooks/room", "relay", "ada"),
         ("stateless", "hooks/room", "keep", "ada"),
-        ("awareness", "hooks/room", [(7, '{"n":1}')], "client"),
+        # As stored and relayed: with the verified identity.
+        (
+            "awareness",
+            "hooks/room",
+            [(7, '{"n":1,"ysync":{"userId":"ada","name":"ada","role":"editor"}}')],
+            "client",
+        ),
         ("awareness", "hooks/room", [(7, "null")], "client"),
         ("disconnect", "hooks/room", "ada", 1),
     ]

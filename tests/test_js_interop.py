@@ -19,6 +19,7 @@ from ysync.rooms import codec
 from support import aio
 from support.aio import wait_until
 from support.jsclient import JSClient
+from support.presence import client_fields
 from support.servers import YsyncProcess
 
 NAMES = {"t": "text", "m": "map", "a": "array", "x": "xml"}
@@ -136,7 +137,7 @@ def test_awareness_crosses_between_js_and_python_and_vanishes_on_disconnect(
             js1_id = (await js1.call("awareness_set", state=cursor))["client_id"]
             started = time.perf_counter()
             await js2.call("wait_awareness", client_id=js1_id, equals=cursor, timeout_ms=3000)
-            await py.awareness.wait_for(lambda s: s.get(js1_id) == cursor, 3)
+            await py.awareness.wait_for(lambda s: client_fields(s.get(js1_id)) == cursor, 3)
             print(
                 f"awareness JS -> JS and Python in {(time.perf_counter() - started) * 1000:.0f} ms"
             )

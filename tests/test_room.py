@@ -26,6 +26,7 @@ from ysync.rooms.codec import (
     SyncStep2,
     SyncUpdate,
 )
+from ysync.rooms.hooks import Identity
 from ysync.rooms.room import Room, RoomConfig, Source
 
 from support.fakes import FakePeer, feed
@@ -34,9 +35,11 @@ ALICE = '{"user":{"name":"alice"}}'
 BOB = '{"user":{"name":"bob"}}'
 
 
-def connect(room: Room, name: str, *, read_only: bool = False, sync: bool = True) -> FakePeer:
+def connect(
+    room: Room, name: str, *, read_only: bool = False, sync: bool = True, user: str | None = None
+) -> FakePeer:
     """Join a peer; with `sync`, complete its handshake (its SyncStep1 answered)."""
-    peer = FakePeer(name)
+    peer = FakePeer(name, Identity(user_id=user) if user else None)
     room.join(peer, read_only=read_only)
     if sync:
         feed(room, peer, codec.encode_sync_step1(b"\x00"), now=0)
@@ -151,7 +154,8 @@ def pump(room: Room, *clients: AwarenessClient) -> None:
 
 @pytest.fixture
 def room() -> Room:
-    return Room("notes/42")
+    # States relayed as sent, to check the relay byte for byte (stamping: test_room_identity.py).
+    return Room("notes/42", RoomConfig(stamp_identity=False))
 
 
 # -- joining and the sync handshake ------------------------------------------------------------
@@ -749,9 +753,10 @@ def test_leave_of_an_unknown_or_departed_peer_is_a_no_op(room: Room) -> None:
 
 
 def test_awareness_moved_to_a_new_connection_survives_the_old_one(room: Room) -> None:
-    old, b = connect(room, "old"), connect(room, "b")
+    # The same verified user reloading before its old socket was noticed dead.
+    old, b = connect(room, "old", user="ada"), connect(room, "b")
     feed(room, old, awareness((1, 4, ALICE)), now=0)
-    new = connect(room, "new")
+    new = connect(room, "new", user="ada")
     feed(room, new, awareness((1, 5, ALICE)), now=1)
     b.take()
     room.leave(old)

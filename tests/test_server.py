@@ -20,6 +20,7 @@ from ysync.clients import connect, room_url
 from ysync.rooms import codec, hocuspocus
 
 from support.aio import run, wait_until
+from support.presence import client_fields
 from support.servers import YsyncProcess
 
 
@@ -119,7 +120,9 @@ def test_update_that_changes_nothing_is_not_rebroadcast(server: YsyncProcess) ->
         await sender.send(codec.encode_awareness([marker]))
         # The next thing the receiver sees is the marker, not a copy of the update.
         message = codec.decode(await asyncio.wait_for(receiver.recv(), 5))
-        assert message == codec.AwarenessUpdate((marker,))
+        assert isinstance(message, codec.AwarenessUpdate)
+        (got,) = message.entries
+        assert got.client_id == 4242 and client_fields(json.loads(got.state)) == {"marker": True}
         await sender.close()
         await receiver.close()
 
@@ -157,7 +160,9 @@ def test_new_client_gets_present_awareness_and_removal_on_close(server: YsyncPro
             a.awareness.set_local_state({"user": "alice"})
             async with connect(server.ws_url, "presence") as b:
                 # Sent at connect, not 15 s later at the next renewal.
-                await b.awareness.wait_for(lambda s: s.get(a.doc.client_id) == {"user": "alice"}, 3)
+                await b.awareness.wait_for(
+                    lambda s: client_fields(s.get(a.doc.client_id)) == {"user": "alice"}, 3
+                )
                 b.awareness.set_local_state({"user": "bob"})
                 await a.awareness.wait_for(lambda s: b.doc.client_id in s, 3)
             await a.awareness.wait_for(lambda s: b.doc.client_id not in s, 3)
@@ -185,15 +190,18 @@ def test_echoed_awareness_is_not_relayed(server: YsyncProcess) -> None:
         b = await raw(server, "echo")
         entry = codec.AwarenessEntry(11, 3, '{"x":1}')
         await a.send(codec.encode_awareness([entry]))
-        assert (await next_of(b, codec.AwarenessUpdate)).entries == (entry,)
+        (relayed,) = (await next_of(b, codec.AwarenessUpdate)).entries
+        assert (relayed.client_id, relayed.clock) == (11, 3)
+        assert client_fields(json.loads(relayed.state)) == {"x": 1}  # plus the server's "ysync"
         # A new client id is told "removed" at its own clock, so a JS client
         # re-announces itself at a clock nobody has seen yet.
         nudge = await next_of(a, codec.AwarenessUpdate)
         assert nudge.entries == (codec.AwarenessEntry(11, 3, "null"),)
-        await b.send(codec.encode_awareness([entry]))  # what a JS client does on receipt
+        await b.send(codec.encode_awareness([relayed]))  # what a JS client does on receipt
         marker = codec.AwarenessEntry(12, 1, '{"marker":1}')
         await b.send(codec.encode_awareness([marker]))
-        assert (await next_of(a, codec.AwarenessUpdate)).entries == (marker,)
+        (got,) = (await next_of(a, codec.AwarenessUpdate)).entries
+        assert got.client_id == 12 and client_fields(json.loads(got.state)) == {"marker": 1}
         await a.close()
         await b.close()
 

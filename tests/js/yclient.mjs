@@ -167,6 +167,14 @@ function deepEqual (a, b) {
 
 const b64 = (u8) => Buffer.from(u8).toString('base64')
 
+// A state as `expected` sees it: without the server-stamped "ysync" field unless
+// `expected` asks about it.
+function comparable (state, expected) {
+  if (state === null || typeof state !== 'object' || expected === null || typeof expected !== 'object' || 'ysync' in expected) return state
+  const { ysync, ...rest } = state
+  return rest
+}
+
 function awarenessStates () {
   const states = {}
   for (const [clientId, state] of provider.awareness.getStates()) states[clientId] = state
@@ -372,7 +380,8 @@ const COMMANDS = {
     return { client_id: doc.clientID, states: awarenessStates() }
   },
   // {client_id, present? = true, equals?, timeout_ms? = 5000} or {count, timeout_ms?}:
-  // until client_id's state is there (deep-equal to `equals` if given) / gone,
+  // until client_id's state is there (deep-equal to `equals` if given; the
+  // server's "ysync" identity field only counts when `equals` has one) / gone,
   // or until exactly `count` states (own included) are known.
   wait_awareness (a) {
     requireDoc()
@@ -384,7 +393,7 @@ const COMMANDS = {
       else {
         const id = need(a.client_id, 'client_id or count')
         ok = present
-          ? states.has(id) && (a.equals === undefined || deepEqual(states.get(id), a.equals))
+          ? states.has(id) && (a.equals === undefined || deepEqual(comparable(states.get(id), a.equals), a.equals))
           : !states.has(id)
       }
       return ok ? { states: awarenessStates() } : undefined
