@@ -395,19 +395,6 @@ class Endpoints:
     def import_(room: str, archive: Any) -> Exchange[Any]:
         return (yield from _json(Call("POST", room_path(room, "import"), json=archive)))
 
-
-_OCTETS = {"content-type": "application/octet-stream"}
-
-
-def _version_path(room: str, version_id: str, *rest: str) -> str:
-    return room_path(room, "versions", quote(version_id, safe=""), *rest)
-
-
-def _bytes(call: Call) -> Exchange[bytes]:
-    response = yield call
-    if not response.is_success:
-        _body(response)  # raises HTTPError
-    return response.content
     # -- presence and locks (docs/presence.md) -----------------------------------------
 
     @staticmethod
@@ -453,6 +440,20 @@ def _bytes(call: Call) -> Exchange[bytes]:
         path = room_path(room, "locks", quote(element, safe=""))
         params = {"fence": str(fence)} if fence is not None else None
         return (yield from _json(Call("DELETE", path, params=params)))
+
+
+_OCTETS = {"content-type": "application/octet-stream"}
+
+
+def _version_path(room: str, version_id: str, *rest: str) -> str:
+    return room_path(room, "versions", quote(version_id, safe=""), *rest)
+
+
+def _bytes(call: Call) -> Exchange[bytes]:
+    response = yield call
+    if not response.is_success:
+        _body(response)  # raises HTTPError
+    return response.content
 
 
 def _request(call: Call) -> dict[str, Any]:
@@ -632,6 +633,7 @@ class Client:
 
     def import_(self, room: str, archive: Any) -> Any:
         return self._drive(Endpoints.import_(room, archive))
+
     # -- presence and locks: see Endpoints ----------------------------------------------
 
     def presence(self, room: str) -> list[dict[str, Any]]:
@@ -845,6 +847,7 @@ class AsyncClient:
 
     async def import_(self, room: str, archive: Any) -> Any:
         return await self._drive(Endpoints.import_(room, archive))
+
     # -- presence and locks: see Endpoints ----------------------------------------------
 
     async def presence(self, room: str) -> list[dict[str, Any]]:
