@@ -1,18 +1,21 @@
-// Who an awareness state belongs to. The server will stamp a verified identity
-// into each state under `ysync` ({userId, name, role, color?, avatar?}); until
-// then, and for servers that do not, the client's own `user` fields are used.
+// Who an awareness state belongs to. ysync stamps the verified identity into
+// each state under `ysync` ({userId, name, role, color?, avatar?}); without a
+// token it is `anonymous`, and then (as for servers that stamp nothing) the
+// client's own `user` fields are what there is to show.
 
 const HEX = /^#[0-9a-fA-F]{6}$/
 
+const verified = (state) => (state?.ysync?.anonymous ? undefined : state?.ysync)
+
 /** The display name of an awareness state, or null for states that show no person. */
 export const displayName = (state) => {
-  const name = state?.ysync?.name ?? state?.user?.name
+  const name = verified(state)?.name ?? state?.user?.name
   return typeof name === 'string' && name.trim() ? name.trim().slice(0, 40) : null
 }
 
 /** A #rrggbb color for the state (y-prosemirror accepts only that form). */
 export const displayColor = (state) => {
-  const color = state?.ysync?.color ?? state?.user?.color
+  const color = verified(state)?.color ?? state?.user?.color
   return typeof color === 'string' && HEX.test(color) ? color : '#6b7280'
 }
 
