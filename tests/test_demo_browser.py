@@ -192,7 +192,13 @@ def test_a_shape_being_dragged_is_locked_for_the_other_page_until_released(
     gbox = element_box(grace)
     drag(grace, (gbox["x"] + gbox["width"] / 2, gbox["y"] + gbox["height"] / 2), (100, 100))
     wait_element(ada, {"x": moved["x"] + 100, "y": moved["y"] + 100})
-    ada.locator('#layer-elements .el.locked[data-locked-by="Grace"]').wait_for(state="detached")
+    expect(ada.locator("#layer-elements .el.locked")).to_have_count(0)
+
+    # Moving with the keys holds the lock too, until a second after the last key.
+    grace.keyboard.press("ArrowRight")  # the shape she dragged has the focus
+    wait_element(ada, {"x": moved["x"] + 110})
+    ada.locator('#layer-elements .el.locked[data-locked-by="Grace"]').wait_for()
+    ada.locator("#layer-elements .el.locked").wait_for(state="detached")
     screenshot(ada, "locks-2-released-and-moved-by-grace")
 
 
