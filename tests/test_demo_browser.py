@@ -154,6 +154,54 @@ def test_canvas_edits_reach_the_other_page(server: YsyncProcess, pages: Pages) -
     assert doc_json(grace)["elements"] == {}
 
 
+def test_a_shape_being_dragged_is_locked_for_the_other_page_until_released(
+    server: YsyncProcess, pages: Pages
+) -> None:
+    room = "browser-locks"
+    ada = pages.open(demo_url(server, room), name="Ada")
+    grace = pages.open(demo_url(server, room), name="Grace")
+    ada.click('[data-add="rect"]')
+    start = element(ada)
+    wait_element(grace, {"x": start["x"], "y": start["y"]})
+
+    # Ada presses on the shape and moves it without releasing: the server's lock
+    # state (client 0xFFFFFFFF) names her connection, and Grace sees it greyed with her name.
+    box = element_box(ada)
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    ada.mouse.move(x, y)
+    ada.mouse.down()
+    ada.mouse.move(x + 60, y + 40, steps=4)
+    moved = {"x": start["x"] + 60, "y": start["y"] + 40}
+    wait_element(grace, moved)
+    grace.locator('#layer-elements .el.locked[data-locked-by="Ada"]').wait_for()
+    expect(grace.locator("#layer-locks .lock-badge")).to_have_text("🔒 Ada")
+    assert ada.evaluate("() => ysyncDemo.provider.awareness.getStates().has(0xFFFFFFFF)")
+    assert ada.locator(".el.locked, .lock-badge").count() == 0  # her own lock does not stop her
+    expect(grace.locator("#presence .avatar")).to_have_count(2)  # the lock state is nobody
+    screenshot(grace, "locks-1-grace-sees-ada-dragging")
+
+    # Grace cannot drag it (a drag applies to her own doc at once when it works).
+    gbox = element_box(grace)
+    drag(grace, (gbox["x"] + gbox["width"] / 2, gbox["y"] + gbox["height"] / 2), (100, 100))
+    assert {k: element(grace)[k] for k in ("x", "y")} == moved
+
+    # Ada releases: the lock goes, and now Grace's drag moves it for both.
+    ada.mouse.up()
+    expect(grace.locator("#layer-elements .el.locked")).to_have_count(0)
+    expect(grace.locator("#layer-locks .lock-badge")).to_have_count(0)
+    gbox = element_box(grace)
+    drag(grace, (gbox["x"] + gbox["width"] / 2, gbox["y"] + gbox["height"] / 2), (100, 100))
+    wait_element(ada, {"x": moved["x"] + 100, "y": moved["y"] + 100})
+    expect(ada.locator("#layer-elements .el.locked")).to_have_count(0)
+
+    # Moving with the keys holds the lock too, until a second after the last key.
+    grace.keyboard.press("ArrowRight")  # the shape she dragged has the focus
+    wait_element(ada, {"x": moved["x"] + 110})
+    ada.locator('#layer-elements .el.locked[data-locked-by="Grace"]').wait_for()
+    ada.locator("#layer-elements .el.locked").wait_for(state="detached")
+    screenshot(ada, "locks-2-released-and-moved-by-grace")
+
+
 def test_a_cursor_from_one_page_appears_on_the_other(server: YsyncProcess, pages: Pages) -> None:
     room = "browser-cursor"
     ada = pages.open(demo_url(server, room), name="Ada", color="#7c3aed")

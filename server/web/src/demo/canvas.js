@@ -1,6 +1,7 @@
 // The canvas view: shapes and sticky notes in the room's `elements` Y.Map
 // (id -> Y.Map {type, x, y, w, h, color, text}) and a `metadata` Y.Map ({title}).
-// Presence goes through awareness: {cursor: {x, y}, selection: [ids], dragging: id | null},
+// Presence goes through awareness: {cursor: {x, y}, selection: [ids], dragging: id | null,
+// ysyncLocks: [ids] (the lock request, see docs/presence.md)},
 // in canvas coordinates (the canvas is a fixed 1600x1000 world, scrolled, not scaled,
 // so every client places a cursor at the same spot).
 
@@ -47,25 +48,29 @@ const newId = () => Date.now().toString(36).padStart(9, '0') + '-' + Math.random
 /** Seconds or milliseconds since the epoch -> milliseconds. */
 const epochMs = (t) => (t < 1e12 ? t * 1000 : t)
 
+/** The client id of the server's own awareness state, where it publishes the room's locks. */
+export const SERVER_CLIENT = 0xFFFFFFFF
+
 /**
- * Element locks the server publishes in awareness, under a state's verified
- * `ysync` field: {ysync: {locks: {elementId: {userId, name, since, expiresAt}}}}
- * (only the server writes `ysync`). Until a server does, there are none and
- * nothing is drawn. Returns elementId -> {userId, name}, without expired locks
- * and our own: the one on the element we are dragging, and any held by our user
- * id when there is one (with auth off everyone is `anonymous`: `myUserId` null).
+ * Element locks the server publishes in its own awareness state:
+ * {ysync: {locks: {elementId: {userId, name, since, expiresAt, fence, clientId?}}}}.
+ * `states` is awareness.getStates(). Returns elementId -> {userId, name} held by
+ * someone else: not expired, not taken by this connection (`myClientId`), and no
+ * REST lock (no clientId) of our own user id (with auth off `myUserId` is null).
+ * The holder's connection names it as its cursor does: with auth off every lock
+ * says "anonymous", and the connection's own name is what there is.
  */
-export const locksOf = (states, { myUserId = null, dragging = null, now = Date.now() } = {}) => {
+export const locksOf = (states, { myClientId = null, myUserId = null, now = Date.now() } = {}) => {
   const locks = new Map()
-  for (const state of states) {
-    const held = state?.ysync?.locks
-    if (!held || typeof held !== 'object') continue
-    for (const [id, lock] of Object.entries(held)) {
-      if (typeof lock?.userId !== 'string' || id === dragging || (myUserId && lock.userId === myUserId)) continue
-      if (Number.isFinite(lock.expiresAt) && epochMs(lock.expiresAt) <= now) continue
-      const name = typeof lock.name === 'string' && lock.name.trim() ? lock.name.trim().slice(0, 40) : lock.userId
-      locks.set(id, { userId: lock.userId, name })
-    }
+  const held = states.get(SERVER_CLIENT)?.ysync?.locks
+  if (!held || typeof held !== 'object') return locks
+  for (const [id, lock] of Object.entries(held)) {
+    if (typeof lock?.userId !== 'string' || lock.clientId === myClientId) continue
+    if (lock.clientId == null && myUserId && lock.userId === myUserId) continue
+    if (Number.isFinite(lock.expiresAt) && epochMs(lock.expiresAt) <= now) continue
+    const own = typeof lock.name === 'string' && lock.name.trim() ? lock.name.trim().slice(0, 40) : lock.userId
+    const name = (Number.isInteger(lock.clientId) && displayName(states.get(lock.clientId))) || own
+    locks.set(id, { userId: lock.userId, name })
   }
   return locks
 }
@@ -238,9 +243,10 @@ export const mountCanvas = ({ doc, awareness, me = () => null }) => {
     }))
   }
   const renderLocks = () => {
-    const next = locksOf(awareness.getStates().values(), { myUserId: me(), dragging: drag?.id })
-    const changed = next.size !== locks.size || [...next].some(([id, l]) => locks.get(id)?.userId !== l.userId)
+    const next = locksOf(awareness.getStates(), { myClientId: awareness.clientID, myUserId: me() })
+    const changed = next.size !== locks.size || [...next].some(([id, l]) => locks.get(id)?.name !== l.name)
     locks = next
+    if (drag && locks.has(drag.id)) endDrag() // pressed at the same time: the server gave it to the other
     if (changed) render()
     else renderLockBadges()
   }
@@ -252,6 +258,14 @@ export const mountCanvas = ({ doc, awareness, me = () => null }) => {
     awareness.setLocalStateField('selection', ids)
     for (const [id, g] of nodes) g.setAttribute('aria-selected', String(ids.includes(id)))
     deleteButton.disabled = ids.length === 0
+  }
+
+  // What we hold, through the server's lock protocol: the element being dragged,
+  // or the ones moved with the keys until a second after the last key.
+  let keysHeld = 0
+  const hold = (ids, dragging = null) => {
+    clearTimeout(keysHeld)
+    awareness.setLocalState({ ...awareness.getLocalState(), dragging, ysyncLocks: ids })
   }
 
   const update = (id, fields) => {
@@ -362,7 +376,7 @@ export const mountCanvas = ({ doc, awareness, me = () => null }) => {
     const p = toWorld(e)
     drag = { id, mode: e.target.classList.contains('handle') ? 'resize' : 'move', start: { px: p.x, py: p.y, ...el }, next: null }
     svg.setPointerCapture(e.pointerId)
-    awareness.setLocalStateField('dragging', id)
+    hold([id], id)
   })
 
   svg.addEventListener('pointermove', (e) => {
@@ -382,7 +396,7 @@ export const mountCanvas = ({ doc, awareness, me = () => null }) => {
     if (!drag) return
     applyDrag()
     drag = null
-    awareness.setLocalStateField('dragging', null)
+    hold([])
   }
   svg.addEventListener('pointerup', endDrag)
   svg.addEventListener('pointercancel', endDrag)
@@ -406,9 +420,13 @@ export const mountCanvas = ({ doc, awareness, me = () => null }) => {
       e.preventDefault()
       const [ux, uy] = ARROWS[e.key]
       const step = e.shiftKey ? 1 : 10
-      doc.transact(() => selection.forEach((id) => {
+      const moved = selection.filter((id) => elements.get(id) instanceof Y.Map && !locks.has(id))
+      if (!drag && moved.length) {
+        hold(moved.slice(0, 50))
+        keysHeld = setTimeout(() => hold([]), 1000)
+      }
+      doc.transact(() => moved.forEach((id) => {
         const map = elements.get(id)
-        if (!(map instanceof Y.Map) || locks.has(id)) return
         const el = readElement(map)
         update(id, e.altKey
           ? { w: clamp(el.w + ux * step, MIN_SIZE, WORLD.w - el.x), h: clamp(el.h + uy * step, MIN_SIZE, WORLD.h - el.y) }
