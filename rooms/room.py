@@ -27,6 +27,7 @@ from pycrdt import Doc, TransactionEvent, get_state, get_update
 from ysync.rooms import codec
 from ysync.rooms.awareness import AwarenessState, Owner
 from ysync.rooms.lib0 import Reader
+from ysync.rooms.pending import PendingUpdates, integrated
 from ysync.rooms.protocols import Peer
 from ysync.rooms.vocabulary import CloseCode, Refusal
 
@@ -52,6 +53,8 @@ def origin_label(origin: Origin) -> str:
 
 
 UpdateListener = Callable[["Room", bytes, Origin], None]
+# Called with an update the document could not fully integrate (see rooms/pending.py).
+PendingListener = Callable[["Room", bytes, Origin], None]
 AwarenessListener = Callable[["Room", list[codec.AwarenessEntry], Origin], None]
 
 
@@ -86,6 +89,9 @@ class Room:
         self.peers: dict[Peer, PeerState] = {}
         self.update_listeners: list[UpdateListener] = []
         self.awareness_listeners: list[AwarenessListener] = []
+        self.pending = PendingUpdates()  # received, not integrated: a dependency is missing
+        self.pending_listeners: list[PendingListener] = []
+        self._asked_peers_at = -1e9  # when we last asked our peers for what we lack
         # Why document edits must be refused right now (e.g. the store is out
         # and its backlog is full), or None.
         self.write_refusal = write_refusal
@@ -209,6 +215,36 @@ class Room:
             raise codec.ProtocolError("update rejected by the CRDT") from None
         finally:
             self._origin = Source.SERVER
+        self._track_pending(update, state_before, origin)
+
+    def _track_pending(self, update: bytes, state_before: bytes, origin: Origin) -> None:
+        """Remember `update` if the document could not integrate all of it, and
+        forget the pending updates it completed."""
+        if update == codec.EMPTY_UPDATE:
+            return
+        state = self.doc.get_state()
+        if self.pending and state != state_before:
+            self.pending.settle(state)
+        if integrated(update, state):
+            return
+        self.pending.add(update)
+        if origin is not Source.STORE:
+            self.ask_peers_for_missing()
+        for listener in self.pending_listeners:
+            try:
+                listener(self, update, origin)
+            except Exception:
+                log.exception("pending listener failed", extra={"room": self.name})
+
+    def ask_peers_for_missing(self, min_interval: float = 1.0) -> None:
+        """Send our state vector to the synced peers (at most once per
+        `min_interval`): each answers with what we lack, which may be the
+        dependency our pending updates wait for."""
+        now = time.monotonic()
+        if now - self._asked_peers_at < min_interval:
+            return
+        self._asked_peers_at = now
+        self._broadcast(codec.SyncStep1(self.doc.get_state()), exclude=None, synced_only=True)
 
     def _propagate_partial(self, state_before: bytes) -> None:
         """yrs can integrate part of an update before rejecting it, and cannot
@@ -310,6 +346,7 @@ class Room:
         self.doc.unobserve(self._subscription)
         self.update_listeners.clear()
         self.awareness_listeners.clear()
+        self.pending_listeners.clear()
 
     # -- internals ------------------------------------------------------------------
 

@@ -202,6 +202,8 @@ def create_app(
             bus,
             anti_entropy_interval=settings.anti_entropy_interval,
             liveness_interval=min(5.0, settings.node_ttl / 3),
+            # (`registry` is bound below, before anything can call this)
+            store_check=lambda room: registry.check_store_soon(room.name),
         )
         node_extensions = Extensions([*static, replicator])
         events = EventHub(
@@ -252,6 +254,9 @@ def create_app(
                 background = [
                     tasks.create_task(update_log.run(), name="group commit"),
                     tasks.create_task(registry.sweep_awareness(), name="awareness expiry"),
+                    tasks.create_task(
+                        registry.audit_store(settings.store_audit_interval), name="store audit"
+                    ),
                     tasks.create_task(endpoint.keep_alive(), name="keep-alive"),
                     tasks.create_task(events.sweep(), name="event feeds"),
                 ]
