@@ -74,6 +74,11 @@ class GroupCommit:
     async def flush(self) -> None:
         await self._idle.wait()
 
+    async def compactions_done(self) -> None:
+        """Wait for the compactions running now (and those they start)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
     def pending_bytes_by_room(self) -> Counter[str]:
         """Uncommitted update bytes per room (walks the queue: for inspection, not hot paths)."""
         pending: Counter[str] = Counter()
