@@ -64,6 +64,8 @@ class GroupCommit:
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._batches = 0  # committed so far
+        self._batch_done = asyncio.Event()  # set (and replaced) after each commit
 
     def append(self, room: str, update: bytes) -> None:
         self._pending.append((room, update))
@@ -73,6 +75,13 @@ class GroupCommit:
 
     async def flush(self) -> None:
         await self._idle.wait()
+
+    async def settled(self) -> None:
+        """Wait until everything appended before this call is committed. Unlike
+        `flush()`, returns under a steady stream of new updates."""
+        target = self._batches + bool(self._in_flight) + bool(self._pending)
+        while self._batches < target:
+            await self._batch_done.wait()
 
     async def compactions_done(self) -> None:
         """Wait for the compactions running now (and those they start)."""
@@ -105,6 +114,9 @@ class GroupCommit:
             self._in_flight = batch
             await self._commit(batch)
             self._in_flight = []
+            self._batches += 1
+            done, self._batch_done = self._batch_done, asyncio.Event()
+            done.set()
             self.pending_bytes -= sum(len(update) for _, update in batch)
             if not self._pending:
                 self._idle.set()

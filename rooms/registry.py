@@ -153,7 +153,7 @@ class RoomRegistry:
         Raises `StoreError` if the store cannot answer."""
         if name not in self.rooms:
             return False
-        await self.update_log.flush()  # what is queued is not lacking
+        await self.update_log.settled()  # what is queued now is not lacking
         stored = Room(name)  # pure and throwaway: only its document is used
         with contextlib.suppress(codec.ProtocolError):  # a corrupt stored update
             stored.load(await self.store.load(name))
