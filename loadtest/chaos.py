@@ -148,8 +148,9 @@ class Run:
         chosen = {kind: FAULTS[kind] for kind in self.args.faults.split(",")}
         kinds, weights = zip(*chosen.items(), strict=True)
         deadline = time.monotonic() + self.args.max_seconds
-        if self.args.quick and len(chosen) == len(FAULTS):  # every kind once, then kills
-            plan = ["node_kill", "pause", "writer_node_kill", "redis_kill", "rolling", "node_kill"]
+        if self.args.quick and len(chosen) == len(FAULTS):  # every kind once, kills last
+            plan = ["pause", "redis_kill", "rolling", "writer_node_kill", "node_kill", "node_kill"]
+            plan += ["node_kill"]
         else:
             plan = []
         while self.counts["node kills"] < self.args.node_kills and time.monotonic() < deadline:
@@ -303,7 +304,7 @@ def chaos(args: argparse.Namespace) -> bool:
             stack.callback(postgres.stop)
             store_url = postgres.url
         else:
-            store_url = f"sqlite:///{Path(tmp) / 'chaos.db'}"
+            store_url = f"sqlite:///{log_dir / 'chaos.db'}"
         nodes = [Node(i, node_args(args, store_url, redis), log_dir) for i in range(3)]
         for node in nodes:
             node.start()
@@ -340,7 +341,9 @@ def main(argv: list[str] | None = None) -> None:
         "--faults", default=",".join(FAULTS), help=f"which faults to schedule [{','.join(FAULTS)}]"
     )
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--keep-logs", default="", help="directory for node and writer logs")
+    parser.add_argument(
+        "--keep-logs", default="", help="directory for node and writer logs (and the SQLite file)"
+    )
     parser.add_argument("--quick", action="store_true", help="~1 minute smoke (the test suite's)")
     args = parser.parse_args(argv)
     unknown = set(args.faults.split(",")) - set(FAULTS)
@@ -349,7 +352,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**31)
     if args.quick:
-        args.rooms, args.writers, args.node_kills = min(args.rooms, 3), 2, 3
+        args.rooms, args.writers, args.node_kills = min(args.rooms, 3), 3, 4
+        args.rate = max(args.rate, 10.0)
     sys.exit(0 if chaos(args) else 1)
 
 
