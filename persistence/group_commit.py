@@ -57,8 +57,6 @@ class GroupCommit:
         # Called with (seconds, updates, succeeded) after each commit attempt (metrics).
         self.on_commit: Callable[[float, int, bool], None] = lambda seconds, updates, ok: None
         self.healthy = True  # False while the store refuses writes
-        self.updates_committed = 0  # updates appended and since committed
-        self.rows_committed = 0  # what that cost the store, after merging
         self._pending: list[tuple[str, bytes]] = []
         self._in_flight: list[tuple[str, bytes]] = []  # the batch being committed
         self._wakeup = asyncio.Event()
@@ -168,8 +166,6 @@ class GroupCommit:
                 attempt += 1
                 continue
             self.on_commit(time.perf_counter() - started, len(batch), True)
-            self.updates_committed += len(batch)
-            self.rows_committed += len(rows)
             if not self.healthy:
                 log.warning("store writes recovered")
             self.healthy = True

@@ -19,7 +19,9 @@ from pycrdt import get_update
 
 from ysync.rooms.lib0 import ProtocolError, Reader
 
-MAX_TRACKED = 1000  # per room; past it the oldest are forgotten (they are stored already)
+# Per room: each edit re-checks them. Past it the oldest are forgotten (they
+# are stored already; only the count undercounts).
+MAX_TRACKED = 256
 
 
 def integrated(update: bytes, state: bytes) -> bool:

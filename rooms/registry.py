@@ -125,10 +125,7 @@ class RoomRegistry:
             pause = interval / max(len(names), 1)
             for name in names:
                 await asyncio.sleep(pause)
-                try:
-                    await self.check_store(name)
-                except Exception:  # a store outage: the next pass tries again
-                    log.warning("store check failed", exc_info=True, extra={"room": name})
+                await self._checked(name)
             if not names:
                 await asyncio.sleep(interval)
 
@@ -143,7 +140,7 @@ class RoomRegistry:
     async def _checked(self, name: str) -> None:
         try:
             await self.check_store(name)
-        except Exception:
+        except Exception:  # e.g. a store outage: the next check tries again
             log.warning("store check failed", exc_info=True, extra={"room": name})
 
     async def check_store(self, name: str) -> bool:
