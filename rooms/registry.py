@@ -30,6 +30,8 @@ import logging
 import time
 from collections.abc import Coroutine
 
+from pycrdt import get_update
+
 from ysync.rooms import codec
 from ysync.rooms.extensions import Extensions
 from ysync.rooms.protocols import Store, UpdateLog
@@ -147,19 +149,21 @@ class RoomRegistry:
         """Queue for the store whatever the loaded room `name` holds and the
         store lacks; True if it lacked anything. Loads the room's stored updates
         (one read), so it is for repairs and slow audits, never per edit.
-        Raises `StoreError` if the store cannot answer."""
-        if name not in self.rooms:
+        Encodes the whole document once. Raises `StoreError` if the store
+        cannot answer."""
+        room = self.rooms.get(name)
+        if room is None:
             return False
-        await self.update_log.settled()  # what is queued now is not lacking
+        # What the document holds now, compared once it is committed: edits
+        # arriving meanwhile are on their way to the store, not lacking.
+        held = room.doc.get_update()
+        await self.update_log.settled()
         stored = Room(name)  # pure and throwaway: only its document is used
         with contextlib.suppress(codec.ProtocolError):  # a corrupt stored update
             stored.load(await self.store.load(name))
-        room = self.rooms.get(name)
-        if room is None or room.closed:
-            return False
         # (Pending updates are not compared: they were stored as they came.)
-        lacking = room.doc.get_update(stored.doc.get_state())
-        if stored.contains(lacking):
+        lacking = get_update(held, stored.doc.get_state())
+        if stored.contains(lacking) or room.closed:
             return False
         self.store_repairs += 1
         log.warning(

@@ -170,3 +170,26 @@ def test_the_store_check_writes_what_the_store_lacks_once(
         assert text_of(await reload_text(store_url, "audit")) == "stored unstored"
 
     run(scenario())
+
+
+def test_the_store_check_does_not_count_edits_on_their_way_to_the_store(
+    store_url: str, redis: RedisProcess
+) -> None:
+    async def scenario() -> None:
+        node = await Node("n1", await open_store(store_url), redis.url).start()
+        room = await node.registry.acquire("busy")
+
+        async def keep_editing() -> None:
+            for i in range(3000):  # bounded: 3 s at most
+                edit(room, f"{i},")
+                await asyncio.sleep(0.001)
+
+        editor = asyncio.create_task(keep_editing())
+        await asyncio.sleep(0.1)
+        for _ in range(5):
+            assert not await node.registry.check_store("busy")
+        assert node.registry.store_repairs == 0
+        editor.cancel()
+        await node.stop()
+
+    run(scenario())
