@@ -167,7 +167,8 @@ class RoomRegistry:
             return False
         self.store_repairs += 1
         log.warning(
-            "the store lacked part of this room's document: writing it",
+            "the store lacked part of this room's document: writing it (%d bytes)",
+            len(lacking),
             extra={"room": name},
         )
         self.update_log.append(name, lacking)
