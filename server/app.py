@@ -33,6 +33,7 @@ from ysync.rooms.hooks import Hooks
 from ysync.rooms.local_bus import LocalBus
 from ysync.rooms.protocols import Bus, Store
 from ysync.rooms.redis_bus import RedisBus
+from ysync.rooms.redis_cluster_bus import RedisClusterBus, is_cluster_url
 from ysync.rooms.registry import RoomRegistry
 from ysync.rooms.replication import Replicator
 from ysync.rooms.room import RoomConfig
@@ -88,7 +89,9 @@ class Node:
 async def _open_bus(settings: Settings) -> Bus:
     if not settings.redis_url:
         return LocalBus()
-    bus = RedisBus(settings.redis_url, heartbeat_ttl=settings.node_ttl)
+    # redis+cluster://: sharded pub/sub on a Redis Cluster.
+    kind = RedisClusterBus if is_cluster_url(settings.redis_url) else RedisBus
+    bus = kind(settings.redis_url, heartbeat_ttl=settings.node_ttl)
     try:
         await bus.connect()
     except (RedisError, OSError) as exc:
