@@ -1,6 +1,6 @@
 """The fault suite: does the store end up with every accepted edit? (issue 14)
 
-    python -m ysync.loadtest.chaos [--store postgres|sqlite] [--node-kills 20]
+    python -m ysync.loadtest.chaos [--store postgres|sqlite] [--redis single|cluster] [--node-kills 20]
         [--rooms 20] [--writers 3] [--rate 4] [--compact-after 1000] [--seed N] [--quick]
 
 Starts a throwaway redis-server, a throwaway PostgreSQL (or one SQLite file),
@@ -47,7 +47,7 @@ from typing import Any
 from pycrdt import Array, Doc
 
 from ysync.clients import connect
-from ysync.loadtest.chaos_services import Node, Postgres, Redis
+from ysync.loadtest.chaos_services import Node, Postgres, Redis, RedisCluster
 from ysync.loadtest.node import ensure_node_modules, node_binary
 from ysync.persistence.urls import open_store
 from ysync.rooms.room import Room
@@ -56,6 +56,24 @@ WRITER_DIR = Path(__file__).parent / "chaos_js"
 FLUSH_WINDOW = 0.05
 DUE_MARGIN = FLUSH_WINDOW + 0.25  # seconds between a killed writer's edit and the kill
 FAULTS = {"node_kill": 4, "writer_node_kill": 2, "pause": 2, "redis_kill": 1, "rolling": 1}
+
+
+class ClusterFaults:
+    """A Redis Cluster as the schedule sees Redis: `kill` SIGKILLs the master
+    of a room's slot (its replica takes over), `start` brings it back as a replica."""
+
+    def __init__(self, cluster: RedisCluster, rooms: list[str], rng: random.Random) -> None:
+        self.cluster, self.rooms, self.rng = cluster, rooms, rng
+
+    @property
+    def url(self) -> str:
+        return self.cluster.url
+
+    def kill(self) -> None:
+        self.cluster.kill_master_of("ysync:{" + self.rng.choice(self.rooms) + "}")
+
+    def start(self) -> None:
+        self.cluster.restart_dead()
 
 
 @dataclass
@@ -79,7 +97,7 @@ class Run:
     args: argparse.Namespace
     rng: random.Random
     nodes: list[Node]
-    redis: Redis
+    redis: Redis | ClusterFaults
     log_dir: Path
     writers: list[Writer] = field(default_factory=list)
     pauses: list[tuple[str, float, float]] = field(default_factory=list)  # url, from, to (ms)
@@ -271,7 +289,8 @@ def count(run: Run, store_url: str, rooms: list[str], unsynced: int) -> tuple[st
     ok = lost == 0 and divergent == 0 and stranded == 0 and unsynced == 0
     faults = ", ".join(f"{n} {kind}" for kind, n in sorted(run.counts.items()))
     summary = (
-        f"chaos {'OK' if ok else 'FAILED'}: store={run.args.store} seed={run.args.seed} "
+        f"chaos {'OK' if ok else 'FAILED'}: store={run.args.store} redis={run.args.redis} "
+        f"seed={run.args.seed} "
         f"compact_after={run.args.compact_after} rooms={len(rooms)} faults=({faults}) "
         f"stored_edits={edits} due={sum(map(len, due.values()))} lost={lost} "
         f"divergent={divergent} stranded={stranded} duplicated={duplicated} "
@@ -280,7 +299,7 @@ def count(run: Run, store_url: str, rooms: list[str], unsynced: int) -> tuple[st
     return summary, ok
 
 
-def node_args(args: argparse.Namespace, store_url: str, redis: Redis) -> list[str]:
+def node_args(args: argparse.Namespace, store_url: str, redis: Redis | ClusterFaults) -> list[str]:
     return [
         "--store", store_url, "--redis-url", redis.url, "--log-format", "json",
         "--flush-window", str(FLUSH_WINDOW), "--node-ttl", "3", "--anti-entropy-interval", "1",
@@ -295,9 +314,16 @@ def chaos(args: argparse.Namespace) -> bool:
     with tempfile.TemporaryDirectory(prefix="ysync-chaos-") as tmp, contextlib.ExitStack() as stack:
         log_dir = Path(args.keep_logs or tmp)
         log_dir.mkdir(parents=True, exist_ok=True)
-        redis = Redis()
-        redis.start()
-        stack.callback(redis.kill)
+        rooms = [f"chaos-{i}" for i in range(args.rooms)]
+        redis: Redis | ClusterFaults
+        if args.redis == "cluster":
+            cluster = RedisCluster().start()
+            stack.callback(cluster.stop)
+            redis = ClusterFaults(cluster, rooms, rng)
+        else:
+            redis = Redis()
+            redis.start()
+            stack.callback(redis.kill)
         if args.store == "postgres":
             postgres = Postgres()
             postgres.start()
@@ -310,7 +336,6 @@ def chaos(args: argparse.Namespace) -> bool:
             node.start()
             stack.callback(node.stop)
         run = Run(args, rng, nodes, redis, log_dir)
-        rooms = [f"chaos-{i}" for i in range(args.rooms)]
         stack.callback(kill_writers, run)
         for room in rooms:
             for _ in range(args.writers):
@@ -331,6 +356,12 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--store", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument(
+        "--redis",
+        choices=("single", "cluster"),
+        default="single",
+        help="one redis-server, or a Redis Cluster of 3 masters + 3 replicas [single]",
+    )
     parser.add_argument("--node-kills", type=int, default=20, help="node SIGKILLs to cause [20]")
     parser.add_argument("--max-seconds", type=float, default=900, help="schedule cap [900]")
     parser.add_argument("--rooms", type=int, default=20)

@@ -1,6 +1,7 @@
 """The processes the fault suite (loadtest/chaos.py) starts, kills and restarts.
 
-A throwaway redis-server, a throwaway PostgreSQL (initdb + pg_ctl in a
+A throwaway redis-server (or a Redis Cluster of 3 masters and 3 replicas), a
+throwaway PostgreSQL (initdb + pg_ctl in a
 temporary directory, as the `postgres` user when run as root), and `ysync
 serve` nodes, each restartable on its own port. Everything on 127.0.0.1,
 every wait bounded.
@@ -181,3 +182,144 @@ class Node:
             code = self.proc.wait()
         self.proc = None
         return code
+
+
+# -- Redis Cluster (tests/test_redis_cluster.py, chaos --redis cluster) -------------------
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster-bus port (+10000) is valid and free too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
+class RedisCluster:
+    """6 cluster-enabled redis-servers, 3 masters with a replica each; see `start`."""
+
+    def __init__(self, nodes: int = 6) -> None:
+        self.ports = [_cluster_port() for _ in range(nodes)]
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.dir = Path(tempfile.mkdtemp(prefix="ysync-redis-cluster-"))
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def start(self) -> RedisCluster:
+        cli = shutil.which("redis-cli")
+        if shutil.which("redis-server") is None or cli is None:
+            raise RuntimeError("redis-server and redis-cli are needed (apt-get install redis)")
+        for port in self.ports:
+            (self.dir / str(port)).mkdir()
+            self.procs[port] = subprocess.Popen(
+                self._args(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        for port in self.ports:
+            self._wait(lambda p=port: self._pong(p), f"redis {port}")
+        hosts = [f"127.0.0.1:{port}" for port in self.ports]
+        create = [cli, "--cluster", "create", *hosts, "--cluster-replicas", "1", "--cluster-yes"]
+        subprocess.run(create, capture_output=True, check=True, timeout=60)
+        for port in self.ports:
+            self._wait(lambda p=port: "cluster_state:ok" in self.cli(p, "cluster", "info"), "ok")
+        return self
+
+    def _args(self, port: int) -> list[str]:
+        work = self.dir / str(port)
+        args = [shutil.which("redis-server") or "redis-server", "--port", str(port)]
+        args += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(work)]
+        args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+        args += ["--cluster-node-timeout", "1000", "--loglevel", "warning"]
+        # A replica may take over however long ago it last heard from its master.
+        args += ["--cluster-replica-validity-factor", "0", "--repl-diskless-sync", "yes"]
+        return [*args, "--logfile", str(work / "log")]
+
+    def _pong(self, port: int) -> bool:
+        if self.procs[port].poll() is not None:
+            log = (self.dir / str(port) / "log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"redis-server on {port} exited: {log}")
+        return self.cli(port, "ping") == "PONG"
+
+    def cli(self, port: int, *command: str) -> str:
+        done = subprocess.run(
+            ["redis-cli", "-p", str(port), *command],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
+        return done.stdout.strip()
+
+    def master_of(self, key: str) -> int | None:
+        """The port of the master serving `key`'s slot (None during a failover)."""
+        slot = int(self.cli(self.alive_port(), "cluster", "keyslot", key))
+        for line in self.cli(self.alive_port(), "cluster", "nodes").splitlines():
+            fields = line.split()
+            if "master" not in fields[2] or "fail" in fields[2]:
+                continue
+            for part in fields[8:]:
+                low, _, high = part.partition("-")
+                if low.isdigit() and int(low) <= slot <= int(high or low):
+                    return int(fields[1].split(":")[1].split("@")[0])
+        return None
+
+    def alive_port(self) -> int:
+        return next(port for port, proc in self.procs.items() if proc.poll() is None)
+
+    def kill_master_of(self, key: str) -> int:
+        """SIGKILL the master serving `key`, wait until a replica took over; its port."""
+        port = self.master_of(key)
+        if port is None:
+            raise RuntimeError(f"no master serves {key}")
+        self.procs[port].kill()
+        self.procs[port].wait()
+        self._wait(lambda: self._failed_over(key, port), "failover")
+        return port
+
+    def _failed_over(self, key: str, dead: int) -> bool:
+        alive = self.alive_port()
+        return "cluster_state:ok" in self.cli(alive, "cluster", "info") and (
+            self.master_of(key) not in (None, dead)
+        )
+
+    def _wait(self, check: object, what: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if check():  # type: ignore[operator]
+                    return
+            except (OSError, ValueError, subprocess.SubprocessError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"Redis Cluster: {what} not reached within {START_TIMEOUT} s")
+
+    def restart_dead(self) -> None:
+        """Start again every node that was killed (it rejoins as a replica)."""
+        for port, proc in list(self.procs.items()):
+            if proc.poll() is not None:
+                self.procs[port] = subprocess.Popen(
+                    self._args(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+        alive = self.alive_port()
+        self._wait(lambda: "cluster_state:ok" in self.cli(alive, "cluster", "info"), "ok")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> RedisCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
