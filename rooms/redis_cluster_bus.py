@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from ysync.rooms.redis_bus import _BATCH, RedisBus, _node_key, channel, decode, log
 
 SCHEMES = ("redis+cluster", "rediss+cluster")
+_POLL = 0.005  # seconds each master's pub/sub connection is waited on per round
 
 
 def is_cluster_url(url: str) -> bool:
@@ -120,12 +121,14 @@ class RedisClusterBus(RedisBus):
 
     async def _read_loop(self) -> None:
         while True:
+            # redis-py polls one master's connection after the other, each for up to
+            # `timeout`: a short one, or a message waits behind idle masters.
             message = await self._pubsub.get_sharded_message(
-                ignore_subscribe_messages=True, timeout=1.0
+                ignore_subscribe_messages=True, timeout=_POLL
             )
             if message is None or message.get("type") != "smessage":
-                if message is None:
-                    await asyncio.sleep(0)  # it may return at once with nothing subscribed
+                # It returns at once when nothing is subscribed: never spin.
+                await asyncio.sleep(_POLL if message is None else 0)
                 continue
             name = message["channel"].decode("utf-8", "replace")
             handler = self._handlers.get(name)
