@@ -28,6 +28,7 @@ from ysync.rooms.redis_bus import _BATCH, RedisBus, _node_key, channel, decode, 
 
 SCHEMES = ("redis+cluster", "rediss+cluster")
 _POLL = 0.005  # seconds each master's pub/sub connection is waited on per round
+_CALL_TIMEOUT = 5.0  # seconds for a (re)subscription before starting over
 
 
 def is_cluster_url(url: str) -> bool:
@@ -55,6 +56,7 @@ class RedisClusterBus(RedisBus):
     """A `Bus` over Redis Cluster sharded pub/sub; see the module doc."""
 
     _cluster: redis_cluster.RedisCluster | None = None
+    _broken = False  # a call hung or failed: reconnect
 
     def describe(self) -> str:
         where = self.url.rpartition("@")[2]
@@ -64,15 +66,21 @@ class RedisClusterBus(RedisBus):
         name = channel(room)
         self._handlers[name] = handler
         if self.connected:
-            with contextlib.suppress(RedisError, OSError):  # resubscribed on reconnect
-                await self._pubsub.ssubscribe(name)
+            try:
+                async with asyncio.timeout(_CALL_TIMEOUT):
+                    await self._pubsub.ssubscribe(name)
+            except (RedisError, OSError):  # TimeoutError too
+                # Seen hanging right after a failover: start over with a fresh client
+                # (it resubscribes every room, and every room resyncs).
+                self._reconnect_soon()
 
     async def unsubscribe(self, room: str) -> None:
         name = channel(room)
         self._handlers.pop(name, None)
         if self.connected:
             with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.sunsubscribe(name)
+                async with asyncio.timeout(_CALL_TIMEOUT):
+                    await self._pubsub.sunsubscribe(name)
 
     async def peers_holding(self, room: str) -> int:
         client = self._cluster
@@ -101,10 +109,12 @@ class RedisClusterBus(RedisBus):
     async def connect(self) -> None:
         client = _client(self.url)
         try:
-            await client.initialize()
-            pubsub = client.pubsub()
-            for name in list(self._handlers) or [channel("")]:
-                await pubsub.ssubscribe(name)
+            # Bounded: during a failover redis-py can wait on a dead master for long.
+            async with asyncio.timeout(_CALL_TIMEOUT * 2):
+                await client.initialize()
+                pubsub = client.pubsub()
+                for name in list(self._handlers) or [channel("")]:
+                    await pubsub.ssubscribe(name)
         except BaseException:
             with contextlib.suppress(Exception):
                 await client.aclose()
@@ -115,12 +125,19 @@ class RedisClusterBus(RedisBus):
         await self._beat()
         self.connected = True
 
+    def _reconnect_soon(self) -> None:
+        """Make the read loop fail, so `run()` reconnects (see RedisBus.run)."""
+        self._broken = True
+
     async def _disconnect(self) -> None:
+        self._broken = False
         self._cluster = None
         await super()._disconnect()
 
     async def _read_loop(self) -> None:
         while True:
+            if self._broken:
+                raise OSError("a Redis Cluster call timed out; reconnecting")
             # redis-py polls one master's connection after the other, each for up to
             # `timeout`: a short one, or a message waits behind idle masters.
             message = await self._pubsub.get_sharded_message(
