@@ -108,7 +108,7 @@ def test_ysync_serve_nodes_converge_over_a_redis_cluster_url(
                 await a.synced()
                 await b.synced()
                 a.doc.get("t", type=Text).insert(0, "over the cluster")
-                await wait_until(lambda: str(b.doc.get("t", type=Text)) == "over the cluster", 10)
+                await wait_until(lambda: str(b.doc.get("t", type=Text)) == "over the cluster", 20)
 
         run(scenario())
         assert "Redis Cluster sharded pub/sub" in one.log()
