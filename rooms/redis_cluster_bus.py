@@ -140,9 +140,14 @@ class RedisClusterBus(RedisBus):
                 raise OSError("a Redis Cluster call timed out; reconnecting")
             # redis-py polls one master's connection after the other, each for up to
             # `timeout`: a short one, or a message waits behind idle masters.
-            message = await self._pubsub.get_sharded_message(
-                ignore_subscribe_messages=True, timeout=_POLL
-            )
+            try:
+                message = await self._pubsub.get_sharded_message(
+                    ignore_subscribe_messages=True, timeout=_POLL
+                )
+            except RuntimeError as exc:
+                # redis-py after a failover: "pubsub connection not set". Seen
+                # killing the whole node when it escaped: reconnect instead.
+                raise OSError(f"Redis Cluster pub/sub connection lost: {exc}") from exc
             if message is None or message.get("type") != "smessage":
                 # It returns at once when nothing is subscribed: never spin.
                 await asyncio.sleep(_POLL if message is None else 0)
