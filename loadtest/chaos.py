@@ -19,10 +19,13 @@ room from the store and counts:
 - divergent: rooms whose document differs between nodes;
 - stranded: updates left pending after the reload (a dependency missing);
 - duplicated: edits that appear more than once;
+- node crashes: nodes that exited without being killed (seen at the end of
+  the schedule; restarted for the counting);
 - log errors: error lines in the nodes' logs (reported, not failed on:
   killing Redis or the store makes nodes log errors on purpose).
 
-Prints one summary line last; exits 1 on any lost, divergent or stranded.
+Prints one summary line last; exits 1 on any lost, divergent or stranded
+edit, node crash, or writer that could not sync.
 `--quick` is the ~1 minute smoke the test suite runs.
 """
 
@@ -162,6 +165,13 @@ class Run:
             node.start()
         self.counts["rolling restarts"] += 1
 
+    def restart_crashed(self) -> None:
+        """A node that ended by itself is a finding: count it, start it again."""
+        for node in self.nodes:
+            if node.crashed():
+                self.counts["node crashes"] += 1
+                node.start()
+
     def run_schedule(self) -> None:
         chosen = {kind: FAULTS[kind] for kind in self.args.faults.split(",")}
         kinds, weights = zip(*chosen.items(), strict=True)
@@ -173,6 +183,7 @@ class Run:
             plan = []
         while self.counts["node kills"] < self.args.node_kills and time.monotonic() < deadline:
             kind = plan.pop(0) if plan else self.rng.choices(kinds, weights)[0]
+            self.restart_crashed()
             getattr(self, kind)()
             self.pause_briefly(0.5, 2.0)
 
@@ -286,7 +297,8 @@ def count(run: Run, store_url: str, rooms: list[str], unsynced: int) -> tuple[st
     )
     stranded = sum(pending for _, pending in stored.values())
     edits = sum(len(edits) for edits, _ in stored.values())
-    ok = lost == 0 and divergent == 0 and stranded == 0 and unsynced == 0
+    crashes = run.counts["node crashes"]
+    ok = lost == 0 and divergent == 0 and stranded == 0 and unsynced == 0 and crashes == 0
     faults = ", ".join(f"{n} {kind}" for kind, n in sorted(run.counts.items()))
     summary = (
         f"chaos {'OK' if ok else 'FAILED'}: store={run.args.store} redis={run.args.redis} "
@@ -342,6 +354,7 @@ def chaos(args: argparse.Namespace) -> bool:
                 run.start_writer(room)
         time.sleep(2.0)  # writers connect and start editing
         run.run_schedule()
+        run.restart_crashed()
         time.sleep(3.0)  # last restarts settle; writers reconnect
         unsynced = stop_writers(run)
         summary, ok = count(run, store_url, rooms, unsynced)

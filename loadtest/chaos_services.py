@@ -160,6 +160,13 @@ class Node:
     def running(self) -> bool:
         return self.proc is not None
 
+    def crashed(self) -> bool:
+        """Whether it exited on its own; if so it is forgotten (start it again)."""
+        if self.proc is None or self.proc.poll() is None:
+            return False
+        self.proc = None
+        return True
+
     def send(self, sig: int) -> None:
         if self.proc is not None:
             self.proc.send_signal(sig)
