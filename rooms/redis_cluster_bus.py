@@ -2,8 +2,9 @@
 
 Chosen by the URL: `redis+cluster://[user:password@]host:port[,host:port...]`
 (some nodes of the cluster: the client finds the others, and reconnects
-through whichever listed node answers; `rediss+cluster://` for TLS). A room's channel `ysync:{<room>}` is
-hash-tagged, so it lives in one slot: its messages go through the master of
+through whichever listed node answers; `rediss+cluster://` for TLS). A
+room's channel `ysync:{<room>}` is hash-tagged, so it lives in one slot: its
+messages go through the master of
 that slot only instead of being broadcast to every node of the cluster, as
 classic PUBLISH is. redis-py's cluster client follows slot moves and
 failovers (its `ClusterPubSub` resubscribes a shard channel on the new
@@ -46,6 +47,11 @@ def _client(url: str) -> redis_cluster.RedisCluster:
     startup = []
     for other in others:
         host, _, port = other.partition("/")[0].rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(
+                f"Redis Cluster URL: {other!r} is not host:port"
+                " (expected redis+cluster://host:port[,host:port...])"
+            )
         startup.append(redis_cluster.ClusterNode(host, int(port)))
     return redis_cluster.RedisCluster.from_url(
         plain, startup_nodes=startup, socket_connect_timeout=2, socket_timeout=5

@@ -49,6 +49,9 @@ def test_cluster_urls_are_recognised() -> None:
     assert is_cluster_url("redis+cluster://10.0.0.1:7000")
     assert is_cluster_url("REDISS+CLUSTER://h:1")
     assert not is_cluster_url("redis://127.0.0.1:6379/0")
+    bus = RedisClusterBus("redis+cluster://127.0.0.1:7000,nohost")
+    with pytest.raises(ValueError, match="'nohost' is not host:port"):
+        run(bus.connect())
 
 
 def test_two_nodes_replicate_through_a_master_failover(
