@@ -1,9 +1,11 @@
 """The fault suite: does the store end up with every accepted edit? (issue 14)
 
-    python -m ysync.loadtest.chaos [--store postgres|sqlite] [--redis single|cluster] [--node-kills 20]
-        [--rooms 20] [--writers 3] [--rate 4] [--compact-after 1000] [--seed N] [--quick]
+    python -m ysync.loadtest.chaos [--store postgres|sqlite] [--redis single|cluster]
+        [--node-kills 20] [--rooms 20] [--writers 3] [--rate 4] [--compact-after 1000]
+        [--faults KIND,...] [--seed N] [--keep-logs DIR] [--quick]
 
-Starts a throwaway redis-server, a throwaway PostgreSQL (or one SQLite file),
+Starts a throwaway redis-server (or Redis Cluster), a throwaway PostgreSQL (or
+one SQLite file),
 3 `ysync serve` nodes and real y-websocket writer processes
 (loadtest/chaos_js/writer.mjs) that log every edit synchronously. A seeded
 schedule of faults runs until `--node-kills` node SIGKILLs happened: node
@@ -19,8 +21,8 @@ room from the store and counts:
 - divergent: rooms whose document differs between nodes;
 - stranded: updates left pending after the reload (a dependency missing);
 - duplicated: edits that appear more than once;
-- node crashes: nodes that exited without being killed (seen at the end of
-  the schedule; restarted for the counting);
+- node crashes: nodes that exited without being killed (checked before
+  every fault and at the end; started again);
 - log errors: error lines in the nodes' logs (reported, not failed on:
   killing Redis or the store makes nodes log errors on purpose).
 
