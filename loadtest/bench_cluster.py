@@ -1,4 +1,5 @@
-"""Cluster benchmark: cross-node vs same-node fan-out latency and Redis bytes per update.
+"""Cluster benchmark: cross-node vs same-node fan-out latency, Redis bytes and store
+rows written per update.
 
 (Sustained updates/s with `--workers 1` vs `--workers 2` needs a load generator
 that is not the bottleneck: `python -m ysync.loadtest.bench` measures it.)
@@ -18,6 +19,7 @@ import contextlib
 import os
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -133,6 +135,14 @@ async def redis_bytes(url: str) -> tuple[int, int]:
     return int(stats["total_net_input_bytes"]), int(stats["total_net_output_bytes"])
 
 
+def store_rows(db: Path) -> int:
+    """Rows ever appended to the SQLite store (its per-room sequences: compaction
+    deletes rows, not these numbers)."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        (rows,) = conn.execute("SELECT coalesce(sum(last_seq), 0) FROM rooms").fetchone()
+    return int(rows)
+
+
 def report(label: str, values: list[float]) -> str:
     if not values:
         return f"{label:>12}: no samples"
@@ -147,7 +157,8 @@ async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         redis_port = free_port()
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
-        store = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        db = Path(tmp) / "bench.db"
+        store = f"sqlite:///{db}"
         with process(redis_server(redis_port), redis_port):
             a_port, b_port = free_port(), free_port()
             with (
@@ -174,6 +185,9 @@ async def main_async(args: argparse.Namespace) -> None:
             print(
                 f"Redis traffic: {moved / max(expected, 1):.0f} bytes per update (in + out, 2 nodes)"
             )
+            # The nodes have stopped (SIGTERM commits everything): count what they wrote.
+            rows = store_rows(db)
+            print(f"store writes: {rows / max(expected, 1):.2f} rows per update (2 nodes)")
     print(
         f"load generator CPU: {time.process_time() - cpu:.1f} s over the run (one Python process)"
     )

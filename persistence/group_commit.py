@@ -1,7 +1,10 @@
 """Group commit: many rooms' updates, one store transaction per flush window.
 
 Updates are queued synchronously from the broadcast path (so persistence adds
-no latency to fan-out) and written in one `Store.append` per batch. A batch
+no latency to fan-out) and written in one `Store.append` per batch, a room's
+updates of one batch merged into one (every node holding a room stores what
+reaches it, so without merging a busy room would cost a row per update per
+node; merged it costs about one per node per flush window). A batch
 that fails is retried, whole and in order, with capped exponential backoff;
 while the store is out, `refusal()` tells callers to stop accepting new
 updates once the queued data passes its bound (refuse, never drop). A room
@@ -15,6 +18,8 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+
+from pycrdt import merge_updates
 
 from ysync.rooms.backoff import Backoff
 from ysync.rooms.protocols import Store, StoreError
@@ -57,6 +62,8 @@ class GroupCommit:
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._batches = 0  # committed so far
+        self._batch_done = asyncio.Event()  # set (and replaced) after each commit
 
     def append(self, room: str, update: bytes) -> None:
         self._pending.append((room, update))
@@ -66,6 +73,18 @@ class GroupCommit:
 
     async def flush(self) -> None:
         await self._idle.wait()
+
+    async def settled(self) -> None:
+        """Wait until everything appended before this call is committed. Unlike
+        `flush()`, returns under a steady stream of new updates."""
+        target = self._batches + bool(self._in_flight) + bool(self._pending)
+        while self._batches < target:
+            await self._batch_done.wait()
+
+    async def compactions_done(self) -> None:
+        """Wait for the compactions running now (and those they start)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     def pending_bytes_by_room(self) -> Counter[str]:
         """Uncommitted update bytes per room (walks the queue: for inspection, not hot paths)."""
@@ -93,6 +112,9 @@ class GroupCommit:
             self._in_flight = batch
             await self._commit(batch)
             self._in_flight = []
+            self._batches += 1
+            done, self._batch_done = self._batch_done, asyncio.Event()
+            done.set()
             self.pending_bytes -= sum(len(update) for _, update in batch)
             if not self._pending:
                 self._idle.set()
@@ -129,11 +151,12 @@ class GroupCommit:
             self._start_compaction(room)
 
     async def _commit(self, batch: list[tuple[str, bytes]]) -> None:
+        rows = merged_by_room(batch)
         attempt = 0
         while True:
             started = time.perf_counter()
             try:
-                await self.store.append(batch)
+                await self.store.append(rows)
             except StoreError as exc:
                 self.on_commit(time.perf_counter() - started, len(batch), False)
                 if self.healthy:
@@ -147,3 +170,24 @@ class GroupCommit:
                 log.warning("store writes recovered")
             self.healthy = True
             return
+
+
+def merged_by_room(batch: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """One update per room: its updates of the batch merged (Yjs merges keep
+    every struct and deletion, pending ones included). Rooms stay in the order
+    they first appear."""
+    by_room: dict[str, list[bytes]] = {}
+    for room, update in batch:
+        by_room.setdefault(room, []).append(update)
+    if len(by_room) == len(batch):
+        return batch
+    rows = []
+    for room, updates in by_room.items():
+        if len(updates) == 1:
+            rows.append((room, updates[0]))
+            continue
+        try:
+            rows.append((room, merge_updates(*updates)))
+        except ValueError:  # cannot happen for updates a document accepted; keep them as they are
+            rows.extend((room, update) for update in updates)
+    return rows

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pycrdt import Doc, get_update
+from pycrdt import Doc
 
+from ysync.rooms.pending import integrated
 from ysync.rooms.protocols import StoreError
 
 
@@ -45,60 +46,7 @@ def merge(snapshot: bytes | None, log: Sequence[bytes]) -> Merged:
             doc.apply_update(update)
         merged = doc.get_update()
         state = doc.get_state()
-        have = _read_state_vector(state)
-        covered = [i for i, update in enumerate(log) if _contained(update, state, have)]
+        covered = [i for i, update in enumerate(log) if integrated(update, state)]
     except ValueError as error:  # pycrdt's "Cannot decode update"
         raise StoreError(f"stored update is not a valid Yjs update: {error}") from error
     return Merged(merged, covered)
-
-
-def _contained(update: bytes, state: bytes, have: dict[int, int]) -> bool:
-    """Whether every insert and deletion of `update` is integrated in a doc with
-    state vector `state` (decoded: `have`; a doc holds clocks 0..have[c]-1)."""
-    # The diff against the doc's state keeps the inserts the doc lacks, and the
-    # whole delete set (a diff always carries it).
-    rest = _read_delete_set(get_update(update, state))
-    if rest is None:
-        return False  # some inserts are missing, or an encoding we do not expect
-    return all(end <= have.get(client, 0) for client, end in rest)
-
-
-class _Reader:
-    """Reads lib0 variable-length unsigned integers (7 bits a byte, low first)."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
-
-    def uint(self) -> int:
-        value = shift = 0
-        while True:
-            byte = self._data[self._pos]  # IndexError on truncated input
-            self._pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
-            shift += 7
-
-
-def _read_state_vector(data: bytes) -> dict[int, int]:
-    reader = _Reader(data)
-    return {reader.uint(): reader.uint() for _ in range(reader.uint())}
-
-
-def _read_delete_set(update: bytes) -> list[tuple[int, int]] | None:
-    """(client, end clock) of each deleted range of a v1 update, or None if it
-    holds any insert (its struct section is not empty)."""
-    reader = _Reader(update)
-    try:
-        if reader.uint() != 0:
-            return None
-        ranges = []
-        for _ in range(reader.uint()):
-            client = reader.uint()
-            for _ in range(reader.uint()):
-                clock = reader.uint()
-                ranges.append((client, clock + reader.uint()))
-    except IndexError:
-        return None
-    return ranges

@@ -196,6 +196,11 @@ class UpdateLog(Protocol):
         """Return once everything queued so far is committed."""
         ...
 
+    async def settled(self) -> None:
+        """Return once everything queued before the call is committed (even if
+        more keeps coming, unlike `flush`)."""
+        ...
+
     def refusal(self) -> Refusal | None:
         """Why client edits must be refused right now (e.g. the backlog of a store
         outage is full), or None."""

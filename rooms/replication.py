@@ -15,8 +15,11 @@ trusted alone:
 - awareness states from another node are owned by that node: when its
   heartbeat stops (or it says `node-gone`), every node drops them.
 
-Updates received here are applied with origin `Source.BUS`: the node that
-accepted an update from its client stores it; nobody re-publishes it.
+Updates received here are applied with origin `Source.BUS`: every node
+holding the room stores them (the registry), nobody re-publishes them. An
+update this node cannot integrate yet (a dependency is missing, see
+rooms/pending.py) is published as it came when it came from a client, and
+makes this node ask the others for what its state vector lacks.
 
 `Replicator` is an extension (`ysync.rooms.extensions`): it opens a room on
 load, publishes its changes, closes it on unload and says goodbye at shutdown.
@@ -54,6 +57,7 @@ class Replicator(Extension):
         anti_entropy_interval: float = 10.0,
         liveness_interval: float = 5.0,
         gap_retry: float = 1.0,
+        store_check: Callable[[Room], None] | None = None,
     ) -> None:
         self.bus = bus
         self.node_id = bus.node_id
@@ -69,6 +73,9 @@ class Replicator(Extension):
         self._catching_up: dict[str, tuple[set[str], int, asyncio.Event]] = {}
         # Who delivers a stateless message from another node to this node's clients.
         self.stateless_handlers: list[Callable[[Room, str], None]] = []
+        # Who compares a room with the store when it may lack something this
+        # node holds: a peer node is gone, a gap was repaired, Redis reconnected.
+        self.store_checks: list[Callable[[Room], None]] = [store_check] if store_check else []
         bus.on_reconnect = self.resync_all
 
     # -- the extension's hooks ------------------------------------------------------
@@ -103,6 +110,7 @@ class Replicator(Extension):
         answered what we lacked (or after `catch_up_timeout`)."""
         self.rooms[room.name] = room
         self._own_seq.setdefault(room.name, 0)
+        room.pending_listeners.append(self._on_pending)
         await self.bus.subscribe(room.name, self.on_envelope)
         await self.catch_up(room)
 
@@ -135,6 +143,24 @@ class Replicator(Extension):
 
     def publish_update(self, room: Room, update: bytes) -> None:
         self._send(room.name, EnvelopeKind.UPDATE, update, sequenced=True)
+
+    def _on_pending(self, room: Room, update: bytes, origin: Origin) -> None:
+        if origin is not Source.BUS and origin is not Source.STORE:
+            # Its state vector did not move, so no delta carries it: send it as it is.
+            self.publish_update(room, update)
+        if not self._asked_lately(room.name):  # e.g. a gap in that node's numbers just now
+            self.ask_all(room, "an update waits for a missing dependency")
+
+    def _asked_lately(self, name: str) -> bool:
+        now = time.monotonic()
+        return any(
+            key[0] == name and now - when < self.gap_retry for key, when in self._asked.items()
+        )
+
+    def ask_all(self, room: Room, why: str) -> None:
+        """Ask every node holding `room` for what our state vector lacks (at
+        most once per gap_retry)."""
+        self._ask(room, "", why)
 
     def publish_awareness(self, room: Room, entries: list[codec.AwarenessEntry]) -> None:
         payload = codec.encode_awareness_payload(entries)
@@ -220,14 +246,15 @@ class Replicator(Extension):
         self._seen[key] = max(last, envelope.seq)
 
     def _ask(self, room: Room, node: str, why: str) -> None:
-        """Ask `node` for what our state vector lacks (at most once per gap_retry)."""
+        """Ask `node` (every node: "") for what our state vector lacks (at most
+        once per gap_retry)."""
         key = (room.name, node)
         now = time.monotonic()
         if now - self._asked.get(key, -1e9) < self.gap_retry:
             return
         self._asked[key] = now
         self.resyncs += 1
-        log.info("resyncing from node %s (%s)", node, why, extra={"room": room.name})
+        log.info("resyncing from node %s (%s)", node or "*", why, extra={"room": room.name})
         self._send(room.name, EnvelopeKind.SYNC_REQUEST, room.doc.get_state(), target=node)
 
     def _answer(self, room: Room, request: Envelope) -> None:
@@ -248,7 +275,8 @@ class Replicator(Extension):
         room.apply_update(reply.payload, Source.BUS)
         key = (room.name, reply.node)
         self._seen[key] = max(self._seen.get(key, 0), reply.seq)
-        self._asked.pop(key, None)
+        if self._asked.pop(key, None) is not None:
+            self._check_store(room)  # a gap repaired
         waiting = self._catching_up.get(room.name)
         if waiting is not None:
             answered, expected, done = waiting
@@ -272,6 +300,15 @@ class Replicator(Extension):
     def _forget_node(self, room: Room, node: str) -> None:
         room.drop_awareness(RemoteNode(node), Source.BUS)
         self._seen.pop((room.name, node), None)
+        # It may have died holding updates it had not committed yet.
+        self._check_store(room)
+
+    def _check_store(self, room: Room) -> None:
+        for check in self.store_checks:
+            try:
+                check(room)
+            except Exception:
+                log.exception("store check failed", extra={"room": room.name})
 
     # -- background work --------------------------------------------------------------
 
@@ -289,6 +326,8 @@ class Replicator(Extension):
                 room = self.rooms.get(name)
                 if room is not None:
                     self._send(name, EnvelopeKind.HEADS, room.doc.get_state())
+                    if room.pending:
+                        self.ask_all(room, "updates still wait for a missing dependency")
                 await asyncio.sleep(pause)
                 if time.monotonic() >= next_liveness:
                     await self.drop_dead_nodes()
@@ -314,3 +353,4 @@ class Replicator(Extension):
         for name, room in list(self.rooms.items()):
             self.resyncs += 1
             self._send(name, EnvelopeKind.SYNC_REQUEST, room.doc.get_state())
+            self._check_store(room)

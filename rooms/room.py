@@ -28,6 +28,7 @@ from ysync.rooms import codec
 from ysync.rooms.awareness import AwarenessPolicy, AwarenessState, AwarenessStats, Owner
 from ysync.rooms.awareness_identity import identity_fields, stamper
 from ysync.rooms.lib0 import Reader
+from ysync.rooms.pending import PendingUpdates, integrated
 from ysync.rooms.protocols import Peer
 from ysync.rooms.vocabulary import CloseCode, Refusal
 
@@ -53,6 +54,8 @@ def origin_label(origin: Origin) -> str:
 
 
 UpdateListener = Callable[["Room", bytes, Origin], None]
+# Called with an update the document could not fully integrate (see rooms/pending.py).
+PendingListener = Callable[["Room", bytes, Origin], None]
 AwarenessListener = Callable[["Room", list[codec.AwarenessEntry], Origin], None]
 
 
@@ -106,6 +109,10 @@ class Room:
         self.peers: dict[Peer, PeerState] = {}
         self.update_listeners: list[UpdateListener] = []
         self.awareness_listeners: list[AwarenessListener] = []
+        self.pending = PendingUpdates()  # received, not integrated: a dependency is missing
+        self.pending_listeners: list[PendingListener] = []
+        self._asked_peers_at = -1e9  # when we last asked our peers for what we lack
+        self._last_delta: bytes | None = None  # what the last apply_update integrated
         # Why document edits must be refused right now (e.g. the store is out
         # and its backlog is full), or None.
         self.write_refusal = write_refusal
@@ -227,6 +234,7 @@ class Room:
             raise codec.ProtocolError("update could not be decoded") from exc
         state_before = self.doc.get_state()
         self._origin = origin
+        self._last_delta = None
         try:
             self.doc.apply_update(update)
         except Exception as exc:
@@ -240,6 +248,41 @@ class Room:
             raise codec.ProtocolError("update rejected by the CRDT") from None
         finally:
             self._origin = Source.SERVER
+        self._track_pending(update, state_before, origin)
+
+    def _track_pending(self, update: bytes, state_before: bytes, origin: Origin) -> None:
+        """Remember `update` if the document could not integrate all of it, and
+        forget the pending updates it completed."""
+        if update == codec.EMPTY_UPDATE:
+            return
+        # The common case, cheaply: the document integrated the update as it came
+        # (the full check below is about half the cost of applying an edit).
+        as_sent = self._last_delta == update
+        if as_sent and not self.pending:
+            return
+        state = self.doc.get_state()
+        if self.pending and state != state_before:
+            self.pending.settle(state)
+        if as_sent or integrated(update, state):
+            return
+        self.pending.add(update)
+        if origin is not Source.STORE:
+            self.ask_peers_for_missing()
+        for listener in self.pending_listeners:
+            try:
+                listener(self, update, origin)
+            except Exception:
+                log.exception("pending listener failed", extra={"room": self.name})
+
+    def ask_peers_for_missing(self, min_interval: float = 1.0) -> None:
+        """Send our state vector to the synced peers (at most once per
+        `min_interval`): each answers with what we lack, which may be the
+        dependency our pending updates wait for."""
+        now = time.monotonic()
+        if now - self._asked_peers_at < min_interval:
+            return
+        self._asked_peers_at = now
+        self._broadcast(codec.SyncStep1(self.doc.get_state()), exclude=None, synced_only=True)
 
     def _propagate_partial(self, state_before: bytes) -> None:
         """yrs can integrate part of an update before rejecting it, and cannot
@@ -360,12 +403,14 @@ class Room:
         self.doc.unobserve(self._subscription)
         self.update_listeners.clear()
         self.awareness_listeners.clear()
+        self.pending_listeners.clear()
 
     # -- internals ------------------------------------------------------------------
 
     def _on_change(self, event: TransactionEvent) -> None:
         # Runs inside pycrdt's transaction commit: nothing here may raise.
         delta: bytes = event.update
+        self._last_delta = delta
         if delta == codec.EMPTY_UPDATE:
             # yrs integrated structs past a gap in a client's clocks (an update that
             # arrived before one it depends on, or a crafted one): the state vector

@@ -33,6 +33,7 @@ from ysync.rooms.hooks import Hooks
 from ysync.rooms.local_bus import LocalBus
 from ysync.rooms.protocols import Bus, Store
 from ysync.rooms.redis_bus import RedisBus
+from ysync.rooms.redis_cluster_bus import RedisClusterBus, is_cluster_url
 from ysync.rooms.registry import RoomRegistry
 from ysync.rooms.replication import Replicator
 from ysync.rooms.room import RoomConfig
@@ -105,7 +106,9 @@ class Node:
 async def _open_bus(settings: Settings) -> Bus:
     if not settings.redis_url:
         return LocalBus()
-    bus = RedisBus(settings.redis_url, heartbeat_ttl=settings.node_ttl)
+    # redis+cluster://: sharded pub/sub on a Redis Cluster.
+    kind = RedisClusterBus if is_cluster_url(settings.redis_url) else RedisBus
+    bus = kind(settings.redis_url, heartbeat_ttl=settings.node_ttl)
     try:
         await bus.connect()
     except (RedisError, OSError) as exc:
@@ -244,6 +247,8 @@ def create_app(
             bus,
             anti_entropy_interval=settings.anti_entropy_interval,
             liveness_interval=min(5.0, settings.node_ttl / 3),
+            # (`registry` is bound below, before anything can call this)
+            store_check=lambda room: registry.check_store_soon(room.name),
         )
         node_extensions = Extensions([*static, replicator])
         events = EventHub(
@@ -299,6 +304,9 @@ def create_app(
                 background = [
                     tasks.create_task(update_log.run(), name="group commit"),
                     tasks.create_task(registry.sweep_awareness(), name="awareness expiry"),
+                    tasks.create_task(
+                        registry.audit_store(settings.store_audit_interval), name="store audit"
+                    ),
                     tasks.create_task(endpoint.keep_alive(), name="keep-alive"),
                     tasks.create_task(events.sweep(), name="event feeds"),
                 ]

@@ -75,6 +75,8 @@ def _room_summary(node: Node, room: Room, pending: dict[str, int]) -> dict[str, 
         "idle": room.is_empty,  # loaded, no clients: unloads after --unload-grace
         "unload_in": node.registry.unload_in(room.name),
         "pending_bytes": pending.get(room.name, 0),
+        # Updates its document holds but cannot integrate: a dependency is missing.
+        "pending_updates": len(room.pending),
     }
 
 

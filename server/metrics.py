@@ -76,6 +76,15 @@ class Metrics:
         self.pending = self.gauge(
             "ysync_store_pending_bytes", "Accepted update bytes not yet committed"
         )
+        self.rooms_pending = self.gauge(
+            "ysync_rooms_pending_updates",
+            "Updates loaded rooms hold but cannot integrate yet (a dependency is missing)",
+        )
+        self.store_repairs = Counter(
+            "ysync_store_repairs_total",
+            "Times the store lacked part of a loaded room's document and it was written",
+            registry=r,
+        )
         self.redis_up = self.gauge("ysync_redis_connected", "1 while the Redis bus is connected")
         self.send_buffered = self.gauge(
             "ysync_send_buffered_bytes",
@@ -207,6 +216,8 @@ class Metrics:
         self.idle_rooms.set(sum(1 for room in rooms if room.is_empty))
         self.awareness.set(sum(len(room.awareness) for room in rooms))
         self.pending.set(node.update_log.pending_bytes)
+        self.rooms_pending.set(sum(len(room.pending) for room in rooms))
+        self._fold("store_repairs", node.registry.store_repairs, self.store_repairs)
         self.redis_up.set(1 if node.bus.health() is None else 0)
         self.send_buffered.set(node.endpoint.broadcaster.budget.used)
         self._fold("reconnects", node.bus.reconnects, self.redis_reconnects)

@@ -35,6 +35,11 @@ class Settings:
     anti_entropy_interval: float = _setting(
         10.0, "seconds between state-vector checks of each open room with the other nodes"
     )
+    store_audit_interval: float = _setting(
+        60.0,
+        "seconds between checks that the store holds all of each open room's document"
+        " (one stored-room read per room per interval; what it lacks is written)",
+    )
     workers: int = _setting(1, "worker processes sharing the port (more than 1 needs --redis-url)")
     auth: str = _setting("none", "authentication: none (everyone edits) or jwt", ("none", "jwt"))
     jwt_secret: str = _setting(
@@ -409,6 +414,7 @@ _NON_NEGATIVE = (
     "activity_retention_days",
 )
 _POSITIVE = (
+    "store_audit_interval",
     "auth_timeout",
     "presence_feed_rate",
     "event_queue",

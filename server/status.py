@@ -84,6 +84,7 @@ def format_node(body: dict[str, Any], *, limit: int = 50) -> str:
     """The node's header and, unless `limit` < 0, its busiest `limit` rooms (0: all)."""
     node, rooms = body["node"], body["rooms"]
     idle = sum(1 for room in rooms if room["idle"])
+    stranded = sum(1 for room in rooms if room.get("pending_updates"))
     lines = [
         f"node {node['id']}  pid {node['pid']}  ysync {node['version']}  "
         f"up {duration(node['uptime_seconds'])}",
@@ -94,6 +95,10 @@ def format_node(body: dict[str, Any], *, limit: int = 50) -> str:
         f"{size(node['pending_bytes'])} uncommitted"
         + (f"  redis {node['redis']}" if node["redis"] is not None else ""),
     ]
+    if stranded:
+        lines.append(
+            f"{stranded} room(s) hold updates waiting for a missing dependency (see STATE)"
+        )
     if limit >= 0:
         lines.append("")
         lines.extend(_rooms_table(rooms, limit))
@@ -130,6 +135,13 @@ def _rooms_table(rooms: list[dict[str, Any]], limit: int) -> list[str]:
 
 
 def _state(room: dict[str, Any]) -> str:
+    waiting = room.get("pending_updates")
+    if waiting:
+        return f"{_activity(room)}, {waiting} update(s) waiting for a missing dependency"
+    return _activity(room)
+
+
+def _activity(room: dict[str, Any]) -> str:
     if room["idle"]:
         unload_in = room.get("unload_in")
         return "idle" if unload_in is None else f"idle, unloads in {unload_in:.0f} s"

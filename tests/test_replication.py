@@ -185,3 +185,27 @@ def test_clean_shutdown_says_goodbye() -> None:
         assert b.awareness.states() == []
 
     run(scenario())
+
+
+def test_the_store_is_checked_after_a_gap_repair_a_node_gone_and_a_reconnect() -> None:
+    async def scenario() -> None:
+        cluster = Cluster(2)
+        checked: list[str] = []
+        cluster.replicators[1].store_checks.append(lambda room: checked.append(room.name))
+        a = await cluster.nodes[0].acquire("doc")
+        await cluster.nodes[1].acquire("doc")
+        peer = FakePeer()
+        a.join(peer)
+        cluster.hub.dropping.add("node-0")
+        client_edit(a, peer, lambda doc: doc.get("t", type=Text).insert(0, "lost "))
+        cluster.hub.dropping.clear()
+        client_edit(a, peer, lambda doc: doc.get("t", type=Text).insert(5, "found"))
+        await cluster.hub.settled()
+        assert checked == ["doc"]  # the gap repaired: the store may lack what node 0 held
+        cluster.replicators[0].say_goodbye()
+        await cluster.hub.settled()
+        assert checked == ["doc", "doc"]
+        cluster.replicators[1].resync_all()
+        assert checked == ["doc", "doc", "doc"]
+
+    run(scenario())

@@ -875,7 +875,8 @@ def test_every_peer_converges_to_the_room_document(room: Room) -> None:
 
 def test_out_of_order_updates_are_sent_once_the_gap_is_filled(room: Room) -> None:
     # yrs integrates an update past a gap in its client's clocks without advancing
-    # the state vector; the room sends nothing until the missing update arrives.
+    # the state vector; the room sends no update until the missing one arrives,
+    # and asks its peers (once) for what its state vector lacks.
     room.load([edit(1, "hello world")])
     client: Doc = Doc(client_id=2)
     client.apply_update(room.doc.get_update())
@@ -889,8 +890,9 @@ def test_out_of_order_updates_are_sent_once_the_gap_is_filled(room: Room) -> Non
     recorder = Recorder(room)
     feed(room, a, codec.encode_update(updates[1]))
     feed(room, a, codec.encode_update(updates[2]))
-    assert b.sent == []
+    assert [type(m) for m in b.take()] == [codec.SyncStep1]
     assert recorder.updates == []
+    assert len(room.pending) == 2
     feed(room, a, codec.encode_update(updates[0]))
     (message,) = b.messages()
     assert isinstance(message, SyncUpdate)
@@ -898,6 +900,7 @@ def test_out_of_order_updates_are_sent_once_the_gap_is_filled(room: Room) -> Non
     assert room_text(room) == str(text) == "QheXYllo worlZd"
     ((_, delta, origin),) = recorder.updates
     assert delta == message.update and origin is a
+    assert not room.pending
 
 
 BASE = edit(1, "hello world")
@@ -936,6 +939,7 @@ def test_any_frames_either_apply_or_raise_protocol_error(frames: list[bytes]) ->
             feed(room, a, frame, now=0)
     # Whatever b was sent decodes, and never includes an empty update.
     for message in b.messages():
-        assert isinstance(message, SyncUpdate | AwarenessUpdate)
+        # (a SyncStep1: the room asks for what an unintegrable update lacks)
+        assert isinstance(message, SyncUpdate | AwarenessUpdate | SyncStep1)
         if isinstance(message, SyncUpdate):
             assert message.update != b"\x00\x00"

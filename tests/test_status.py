@@ -185,6 +185,13 @@ def test_status_formatting() -> None:
     assert rows[1].split() == ["a", "3", "1", "2", "1.5", "KiB", "active,", "1", "syncing"]
     assert rows[2].endswith("idle, unloads in 4 s")
     assert format_node(body, limit=1).splitlines()[-1].startswith("... and 1 more rooms")
+    body["rooms"][0]["pending_updates"] = 3  # stranded behind a missing dependency
+    stranded = format_node(body).splitlines()
+    assert stranded[3] == "1 room(s) hold updates waiting for a missing dependency (see STATE)"
+    assert stranded[-1].endswith(
+        "idle, unloads in 4 s, 3 update(s) waiting for a missing dependency"
+    )
+    del body["rooms"][0]["pending_updates"]
 
     room = {
         **body["rooms"][1],

@@ -58,3 +58,27 @@ def test_updates_appended_during_a_compaction_are_compacted_without_new_ones() -
         committer.cancel()
 
     asyncio.run(scenario())
+
+
+def test_settled_returns_under_a_steady_stream_of_updates() -> None:
+    store = MemoryStore()
+
+    async def scenario() -> None:
+        log = GroupCommit(store, flush_window=0.005)
+        committer = asyncio.create_task(log.run())
+        log.append("r", b"\x00\x00")
+
+        async def keep_appending() -> None:
+            for _ in range(2000):  # bounded: 10 s at most
+                log.append("r", b"\x00\x00")
+                await asyncio.sleep(0.005)
+
+        feeder = asyncio.create_task(keep_appending())
+        async with asyncio.timeout(5):
+            await log.settled()  # flush() would wait for the feeder to stop
+        assert not feeder.done()
+        assert len(await store.load("r")) >= 1
+        feeder.cancel()
+        committer.cancel()
+
+    asyncio.run(scenario())
