@@ -142,6 +142,19 @@ class _LateBoundEndpoint:
             await node.endpoint(scope, receive, send)
 
 
+def _presence_redis(redis_url: str) -> str:
+    """The Redis URL presence and locks share state through ("" for none)."""
+    if is_cluster_url(redis_url):
+        # Their keys and scripts span slots (one MGET over rooms, one script over
+        # a room's lock keys): not yet on a Redis Cluster, where they stay per node.
+        log.warning(
+            "Redis Cluster: the presence API and element locks are per node"
+            " (cluster-wide only with a single Redis)"
+        )
+        return ""
+    return redis_url
+
+
 def _cors(settings: Settings) -> list[Middleware]:
     """Browsers on other origins call the API with the WebSocket's JWT (--cors-origins)."""
     origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
@@ -192,6 +205,7 @@ def create_app(
     static: list[Extension] = [*auth_extensions(settings, hooks), LimitsExtension(limits)]
     if hooks is not None:
         static.append(from_hooks(hooks))
+    shared_redis = _presence_redis(settings.redis_url)
     static += [
         *extensions,
         # Comment pins and the History panel need the APIs CommentsExtension and
@@ -216,13 +230,13 @@ def create_app(
             timeout=settings.webhook_timeout,
         ),
         PresenceExtension(
-            redis_url=settings.redis_url,
+            redis_url=shared_redis,
             node_ttl=settings.node_ttl,
             idle_after=settings.presence_idle_after,
             leave_debounce=settings.presence_leave_debounce,
             feed_rate=settings.presence_feed_rate,
         ),
-        LocksExtension(redis_url=settings.redis_url),
+        LocksExtension(redis_url=shared_redis),
         ActivityExtension(retention_days=settings.activity_retention_days),
         AuditExtension(),
         MetricsExtension(metrics),
