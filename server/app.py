@@ -142,6 +142,44 @@ class _LateBoundEndpoint:
             await node.endpoint(scope, receive, send)
 
 
+def _feature_extensions(settings: Settings) -> list[Extension]:
+    """The product features, each one extension: demo, comments, room lifecycle,
+    seeding, versions, webhooks, presence, locks, activity."""
+    shared_redis = _presence_redis(settings.redis_url)
+    return [
+        # Comment pins and the History panel need the APIs CommentsExtension and
+        # VersionsExtension serve (both always here).
+        *([DemoExtension(settings, features=("comments", "versions"))] if settings.demo else []),
+        CommentsExtension(
+            max_comment_bytes=settings.max_comment_bytes,
+            max_metadata_bytes=settings.max_metadata_bytes,
+        ),
+        RoomLifecycle(tombstone_days=settings.tombstone_days),
+        SeedOnce(settings.seed_document),
+        VersionsExtension(
+            interval=settings.auto_version_interval,
+            retention=settings.version_retention,
+            max_age_days=settings.version_max_age_days,
+        ),
+        WebhooksExtension(
+            urls=[url.strip() for url in settings.webhook.split(",") if url.strip()],
+            secret=settings.webhook_secret,
+            debounce=settings.webhook_debounce,
+            max_attempts=settings.webhook_max_attempts,
+            timeout=settings.webhook_timeout,
+        ),
+        PresenceExtension(
+            redis_url=shared_redis,
+            node_ttl=settings.node_ttl,
+            idle_after=settings.presence_idle_after,
+            leave_debounce=settings.presence_leave_debounce,
+            feed_rate=settings.presence_feed_rate,
+        ),
+        LocksExtension(redis_url=shared_redis),
+        ActivityExtension(retention_days=settings.activity_retention_days),
+    ]
+
+
 def _presence_redis(redis_url: str) -> str:
     """The Redis URL presence and locks share state through ("" for none)."""
     if is_cluster_url(redis_url):
@@ -205,39 +243,9 @@ def create_app(
     static: list[Extension] = [*auth_extensions(settings, hooks), LimitsExtension(limits)]
     if hooks is not None:
         static.append(from_hooks(hooks))
-    shared_redis = _presence_redis(settings.redis_url)
     static += [
         *extensions,
-        # Comment pins and the History panel need the APIs CommentsExtension and
-        # VersionsExtension serve (both always here).
-        *([DemoExtension(settings, features=("comments", "versions"))] if settings.demo else []),
-        CommentsExtension(
-            max_comment_bytes=settings.max_comment_bytes,
-            max_metadata_bytes=settings.max_metadata_bytes,
-        ),
-        RoomLifecycle(tombstone_days=settings.tombstone_days),
-        SeedOnce(settings.seed_document),
-        VersionsExtension(
-            interval=settings.auto_version_interval,
-            retention=settings.version_retention,
-            max_age_days=settings.version_max_age_days,
-        ),
-        WebhooksExtension(
-            urls=[url.strip() for url in settings.webhook.split(",") if url.strip()],
-            secret=settings.webhook_secret,
-            debounce=settings.webhook_debounce,
-            max_attempts=settings.webhook_max_attempts,
-            timeout=settings.webhook_timeout,
-        ),
-        PresenceExtension(
-            redis_url=shared_redis,
-            node_ttl=settings.node_ttl,
-            idle_after=settings.presence_idle_after,
-            leave_debounce=settings.presence_leave_debounce,
-            feed_rate=settings.presence_feed_rate,
-        ),
-        LocksExtension(redis_url=shared_redis),
-        ActivityExtension(retention_days=settings.activity_retention_days),
+        *_feature_extensions(settings),
         AuditExtension(),
         MetricsExtension(metrics),
     ]
