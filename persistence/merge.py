@@ -20,7 +20,9 @@ from typing import Any
 
 from pycrdt import Doc, get_update
 
+from ysync.rooms.lib0 import ProtocolError
 from ysync.rooms.protocols import StoreError
+from ysync.rooms.structure import SAFE_NESTING_DEPTH, StructureIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +40,19 @@ def merge(snapshot: bytes | None, log: Sequence[bytes]) -> Merged:
     Raises `StoreError` if a stored update is not a valid Yjs update.
     """
     doc: Doc[Any] = Doc()
+    # Read before yrs does: a stored update nested deep enough crashes the process.
+    structure = StructureIndex(SAFE_NESTING_DEPTH)
+    doc.observe(lambda event: structure.commit(event.update))
     try:
-        if snapshot is not None:
-            doc.apply_update(snapshot)
-        for update in log:
+        for update in ([snapshot] if snapshot is not None else []) + list(log):
+            try:
+                scan = structure.scan(update)
+            except ProtocolError as error:
+                raise StoreError(
+                    f"stored update is not a valid Yjs update or is refused ({error.reason}): run ysync repair"
+                ) from None
             doc.apply_update(update)
+            structure.keep_pending(scan)
         merged = doc.get_update()
         state = doc.get_state()
         have = _read_state_vector(state)

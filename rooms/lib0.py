@@ -40,6 +40,9 @@ class Reader:
 
     def var_uint(self, what: str) -> int:
         data, pos = self.data, self.pos
+        if pos < len(data) and data[pos] < 0x80:  # most varints are one byte
+            self.pos = pos + 1
+            return data[pos]
         value = 0
         shift = 0
         for i in range(MAX_VARUINT_BYTES):

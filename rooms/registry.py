@@ -16,10 +16,15 @@ from collections.abc import Coroutine
 
 from ysync.rooms import codec
 from ysync.rooms.extensions import Extensions
-from ysync.rooms.protocols import Store, UpdateLog
+from ysync.rooms.protocols import Store, StoreError, UpdateLog
 from ysync.rooms.room import Origin, Room, RoomConfig, Source
 
 log = logging.getLogger("ysync.registry")
+
+
+class RoomDamaged(StoreError):
+    """The room's stored updates hold one this node refuses to apply (e.g. nesting
+    that would crash yrs): the room is not loaded until `ysync repair` fixes it."""
 
 
 class RoomRegistry:
@@ -41,6 +46,7 @@ class RoomRegistry:
         self._loading: dict[str, asyncio.Task[Room]] = {}
         self._unload_timers: dict[str, asyncio.TimerHandle] = {}
         self._unloading: set[asyncio.Task[None]] = set()
+        self.damaged_loads = 0  # loads refused because a stored update was refused
 
     async def acquire(self, name: str) -> Room:
         """The loaded room `name`, loading it first if needed (once, however
@@ -107,8 +113,18 @@ class RoomRegistry:
         room = Room(name, self.config, write_refusal=self.update_log.refusal)
         try:
             room.load(updates)
-        except codec.ProtocolError:
-            log.exception("stored update rejected; loading the rest", extra={"room": name})
+        except codec.ProtocolError as exc:
+            # Serving what loaded would hide the rest and let clients build on a
+            # partial document; applying the rest could crash the process.
+            room.close()
+            self.damaged_loads += 1
+            log.error(
+                "room not loaded: a stored update is refused (%s); run `ysync repair %s`",
+                exc.reason,
+                name,
+                extra={"room": name},
+            )
+            raise RoomDamaged(f"stored update refused: {exc.reason}") from None
         room.update_listeners.append(self._on_update)
         room.awareness_listeners.append(self.extensions.awareness)
         # E.g. replication: edits other nodes accepted but have not committed yet.

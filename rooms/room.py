@@ -28,6 +28,7 @@ from ysync.rooms import codec
 from ysync.rooms.awareness import AwarenessState, Owner
 from ysync.rooms.lib0 import Reader
 from ysync.rooms.protocols import Peer
+from ysync.rooms.structure import Scan, StructureIndex
 from ysync.rooms.vocabulary import CloseCode, Refusal
 
 log = logging.getLogger("ysync.room")
@@ -61,6 +62,10 @@ class RoomConfig:
 
     awareness_timeout: float = 30.0  # seconds before an unrenewed awareness state is removed
     max_document_bytes: int = 0  # largest encoded document client edits may grow it to; 0: none
+    # Far below the ~30,000 levels that overflow yrs' native stack (rooms.structure).
+    max_nesting_depth: int = 256
+    max_gap_structs: int = 10_000  # structs waiting for a missing update; 0: no bound
+    max_gap_bytes: int = 1024 * 1024  # their bytes; 0: no bound
 
 
 @dataclass(slots=True)
@@ -95,6 +100,14 @@ class Room:
         self._added_bytes = 0
         self._origin: Origin = Source.SERVER
         self._closed = False
+        # What the document's structure is and what yrs keeps pending: every
+        # update is checked against it before yrs decodes it.
+        self.structure = StructureIndex(
+            config.max_nesting_depth,
+            max_pending=config.max_gap_structs,
+            max_pending_bytes=config.max_gap_bytes,
+        )
+        self._scanned: tuple[bytes, Scan] | None = None  # the update being applied
         self._subscription = self.doc.observe(self._on_change)
 
     # -- connections ------------------------------------------------------------
@@ -182,12 +195,17 @@ class Room:
     # -- changes from any origin ---------------------------------------------------
 
     def load(self, updates: list[bytes]) -> None:
-        """Apply stored updates (origin STORE: not stored again, not published)."""
+        """Apply stored updates (origin STORE: not stored again, not published).
+        Raises `codec.ProtocolError` at the first one refused (the rest is not applied)."""
         for update in updates:
             self.apply_update(update, Source.STORE)
 
     def apply_update(self, update: bytes, origin: Origin) -> None:
-        """Apply a Yjs update. Raises `codec.ProtocolError` if the CRDT rejects it."""
+        """Apply a Yjs update. Raises `codec.ProtocolError` if its structure is
+        refused (too deep, too much pending: before yrs sees a byte) or if the
+        CRDT rejects it."""
+        scan = self.structure.scan(update)
+        self._scanned = (update, scan)
         try:
             # Decode without touching the document first: a malformed update
             # must never half-apply to the room's doc.
@@ -209,6 +227,8 @@ class Room:
             raise codec.ProtocolError("update rejected by the CRDT") from None
         finally:
             self._origin = Source.SERVER
+            self._scanned = None
+            self.structure.keep_pending(scan)
 
     def _propagate_partial(self, state_before: bytes) -> None:
         """yrs can integrate part of an update before rejecting it, and cannot
@@ -291,6 +311,8 @@ class Room:
     def _outgrows_limit(self, update_size: int) -> bool:
         # An update grows the encoded document by at most about its own size.
         limit = self.config.max_document_bytes
+        # Pending structs count too: the update that fills their gap brings them in.
+        update_size += self.structure.pending_bytes
         if self._measured_bytes + self._added_bytes + update_size <= limit:
             return False  # the common case: far below the limit, no encoding
         # The estimate says over. Measure exactly, but at most once per 1/64 of
@@ -323,6 +345,14 @@ class Room:
             # that fills the gap carries these structs too.
             return
         self._added_bytes += len(delta)
+        scanned = self._scanned
+        try:
+            # Usually yrs integrates an update exactly as sent: no second read.
+            self.structure.commit(
+                delta, scanned[1] if scanned is not None and scanned[0] == delta else None
+            )
+        except Exception:  # a bug here must not break the transaction
+            log.exception("structure index failed", extra={"room": self.name})
         origin = self._origin
         sender = origin if not isinstance(origin, Source) else None
         if origin is not Source.STORE:

@@ -217,6 +217,9 @@ def create_app(
             config=RoomConfig(
                 awareness_timeout=settings.awareness_timeout,
                 max_document_bytes=limits.max_document_bytes,
+                max_nesting_depth=settings.max_nesting_depth,
+                max_gap_structs=settings.max_gap_structs,
+                max_gap_bytes=settings.max_gap_bytes,
             ),
             unload_grace=settings.unload_grace,
         )

@@ -16,7 +16,7 @@ import uvicorn
 from ysync import __version__
 from ysync.clients import cli as client_cli
 from ysync.clients import comments_cli
-from ysync.server import importer
+from ysync.server import importer, repair
 from ysync.server import settings as settings_module
 from ysync.server import status as status_command
 from ysync.server.app import create_app
@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     comments_cli.add_command(commands)
     status_command.add_command(commands)
     importer.add_command(commands)
+    repair.add_command(commands)
     return parser
 
 
@@ -51,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status_command.run(args)
     if args.command == importer.COMMAND:
         return importer.run(args)
+    if args.command == repair.COMMAND:
+        return repair.run(args)
     try:
         settings = settings_module.from_arguments(args)
         _check_supported(settings)

@@ -133,6 +133,11 @@ class Metrics:
             "State-vector syncs requested from other nodes (gaps, reconnects)",
             registry=r,
         )
+        self.damaged_loads = Counter(
+            "ysync_rooms_damaged_total",
+            "Room loads refused because a stored update was refused (run ysync repair)",
+            registry=r,
+        )
         self.gc_pauses = Histogram(
             "ysync_gc_pause_seconds",
             "Garbage-collector pauses (every client waits during one)",
@@ -176,6 +181,7 @@ class Metrics:
         self.redis_up.set(1 if node.bus.health() is None else 0)
         self._fold("reconnects", node.bus.reconnects, self.redis_reconnects)
         self._fold("resyncs", node.replicator.resyncs, self.resyncs)
+        self._fold("damaged", node.registry.damaged_loads, self.damaged_loads)
         stats = node.endpoint.stats
         for kind in FrameKind:
             name = kind.label

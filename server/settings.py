@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
+from ysync.rooms.structure import SAFE_NESTING_DEPTH
+
 
 def _setting(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices})
@@ -100,7 +102,23 @@ class Settings:
     )
     max_document_bytes: int = _setting(
         32 * 1024 * 1024,
-        "largest encoded document client edits may grow a room to; bounds memory per room "
+        "largest encoded document client edits may grow a room to, pending data included "
+        "(4413; 0: no limit); a room holds 2-40x this in memory (many tiny separate items "
+        "cost the most)",
+    )
+    max_nesting_depth: int = _setting(
+        256,
+        "deepest nesting of shared types, and of JSON values inside one item, an update may "
+        "build; yrs crashes the process past ~30,000 (4400)",
+    )
+    max_gap_structs: int = _setting(
+        10_000,
+        "structs of a room that may wait for an update they depend on (a clock gap); each "
+        "later update retries them (4413; 0: no limit)",
+    )
+    max_gap_bytes: int = _setting(
+        1024 * 1024,
+        "bytes of such waiting structs per room; they count toward max_document_bytes "
         "(4413; 0: no limit)",
     )
     max_clients_per_room: int = _setting(
@@ -256,6 +274,11 @@ class Settings:
             )
 
     def _validate_limits(self) -> None:
+        if self.max_nesting_depth > SAFE_NESTING_DEPTH:
+            raise ValueError(
+                f"max_nesting_depth must be at most {SAFE_NESTING_DEPTH}: "
+                "yrs crashes the process on nesting not far past it"
+            )
         if self.rate_messages and self.rate_messages_burst < 1:
             raise ValueError("rate_messages_burst must be at least 1")
         if self.rate_bytes and self.rate_bytes_burst < self.max_message_bytes:
@@ -298,6 +321,8 @@ _NON_NEGATIVE = (
     "jwt_leeway",
     "token_expiry_grace",
     "max_document_bytes",
+    "max_gap_structs",
+    "max_gap_bytes",
     "max_clients_per_room",
     "max_rooms",
     "rate_messages",
@@ -307,6 +332,7 @@ _NON_NEGATIVE = (
     "drain_seconds",
 )
 _POSITIVE = (
+    "max_nesting_depth",
     "auth_timeout",
     "presence_feed_rate",
     "event_queue",

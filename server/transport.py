@@ -26,7 +26,7 @@ from ysync.rooms import codec
 from ysync.rooms.extensions import Extensions
 from ysync.rooms.hooks import ConnectionRequest, Identity
 from ysync.rooms.protocols import StoreError
-from ysync.rooms.registry import RoomRegistry
+from ysync.rooms.registry import RoomDamaged, RoomRegistry
 from ysync.rooms.vocabulary import CloseCode, Refusal
 from ysync.server.admission import Admission, request_from_scope
 from ysync.server.connection import ClientConnection, RoomSession
@@ -36,6 +36,9 @@ from ysync.server.senders import Broadcaster, DirectSender, QueuedSender, Sender
 log = logging.getLogger("ysync.transport")
 
 STORE_UNAVAILABLE = Refusal(CloseCode.TRY_AGAIN_LATER, "document storage unavailable, retry later")
+ROOM_DAMAGED = Refusal(
+    CloseCode.TRY_AGAIN_LATER, "room unavailable: its stored document is refused (ysync repair)"
+)
 TOKEN_MISSING = Refusal(
     CloseCode.UNAUTHORIZED,
     "token missing: send ?token=, Authorization: Bearer, or an auth message first",
@@ -127,7 +130,10 @@ class WebSocketEndpoint:
             room = await self.registry.acquire(request.room)
         except StoreError as exc:
             log.error("room could not be loaded: %s", exc, extra={"room": request.room})
-            await self.refuse(send, request, identity, STORE_UNAVAILABLE)
+            damaged = isinstance(exc, RoomDamaged)
+            await self.refuse(
+                send, request, identity, ROOM_DAMAGED if damaged else STORE_UNAVAILABLE
+            )
             return
         refusal = self.admission.room_full(room)
         if refusal is not None:
