@@ -79,6 +79,9 @@ class _Socket:
     def heartbeat(self) -> None:
         pass
 
+    def limit_until_attached(self, max_message: int, max_queued: int) -> None:
+        pass
+
 
 async def _connect(app: Any, room: str) -> _Socket:
     """Open one connection to `room` through the app's ASGI interface and sync it."""

@@ -29,6 +29,7 @@ from ysync.rooms.protocols import StoreError
 from ysync.rooms.registry import RoomDamaged, RoomRegistry
 from ysync.rooms.vocabulary import CloseCode, Refusal
 from ysync.server.admission import Admission, request_from_scope
+from ysync.server.auth import MAX_TOKEN_BYTES
 from ysync.server.connection import ClientConnection, RoomSession
 from ysync.server.metrics import TransportStats
 from ysync.server.senders import Broadcaster, DirectSender, QueuedSender, Sender, Socket
@@ -44,6 +45,10 @@ TOKEN_MISSING = Refusal(
     "token missing: send ?token=, Authorization: Bearer, or an auth message first",
 )
 _KEEPALIVE_SLICE = 100  # connections visited at once by the keep-alive sweep
+# Until a connection is admitted it may send one message this large (an auth
+# message: a token of at most 16 KiB) and have this much waiting in all.
+PRE_AUTH_MESSAGE_BYTES = MAX_TOKEN_BYTES + 4096
+PRE_AUTH_QUEUED_BYTES = 64 * 1024
 
 
 def direct_socket(scope: Scope) -> Socket | None:
@@ -98,6 +103,9 @@ class WebSocketEndpoint:
         connect = await receive()
         if connect["type"] != "websocket.connect":
             return
+        socket = direct_socket(scope)
+        if socket is not None:
+            socket.limit_until_attached(PRE_AUTH_MESSAGE_BYTES, PRE_AUTH_QUEUED_BYTES)
         request = request_from_scope(scope, scope["path_params"]["room"])
         accepted = False
         refusal = await self.admission.screen(request)

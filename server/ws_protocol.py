@@ -39,6 +39,7 @@ log = logging.getLogger("ysync.server")
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CLOSE_TIMEOUT = 15.0  # seconds a close handshake may take before the connection is dropped
 _MAX_REQUEST = 64 * 1024
+_MAX_EARLY = 64 * 1024  # bytes read past the request head before the app answers it
 
 OnMessage = Callable[[bytes | str], None]
 
@@ -109,9 +110,11 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
     __slots__ = (
         "_asgi",
         "_close_timer",
+        "_early_budget",
         "_heard",
         "_on_close",
         "_on_message",
+        "_paused",
         "_ping_outstanding",
         "_reader",
         "_request",
@@ -148,6 +151,8 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._heard = False  # anything received since the last heartbeat
         self._ping_outstanding = False
+        self._early_budget = 0  # bytes of messages the app may queue before attaching; 0: any
+        self._paused = False  # reading paused: too much came before the handshake's answer
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -175,10 +180,7 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if not self.handshake_complete:
-            if self._request is not None:
-                self._receive_handshake(data)
-            elif self._asgi is not None:  # frames sent before our answer: kept for after it
-                self._asgi.early_bytes += data
+            self._before_answer(data)
             return
         if self.disconnected:
             return
@@ -209,6 +211,15 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
                 return
             # PONG: being heard from is all a pong is for
 
+    def _before_answer(self, data: bytes) -> None:
+        if self._request is not None:
+            self._receive_handshake(data)
+        elif self._asgi is not None:  # frames sent before our answer: kept for after it
+            self._asgi.early_bytes += data
+            if len(self._asgi.early_bytes) > _MAX_EARLY and not self._paused:
+                self._paused = True
+                self.transport.pause_reading()  # until the app answers the handshake
+
     def eof_received(self) -> bool | None:
         return None  # let the transport close: a half-closed WebSocket is of no use
 
@@ -220,9 +231,24 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
 
     # -- the transport-like side an attached app writes to --------------------------------
 
+    def limit_until_attached(self, max_message: int, max_queued: int) -> None:
+        """Until `attach`: refuse (4413) a message over `max_message` bytes, or more
+        than `max_queued` bytes of messages waiting for the app. An endpoint calls
+        this before it authenticates, so an unauthenticated socket holds only that."""
+        if max_message < self._reader.max_size:
+            self._reader.max_size = max_message
+            self._reader.too_large = (
+                CloseCode.TOO_LARGE,
+                f"message larger than {max_message} bytes before authentication",
+            )
+        self._early_budget = max_queued
+
     def attach(self, on_message: OnMessage, on_close: Callable[[], None]) -> None:
         """From now on, hand every message to `on_message` as it arrives; `on_close`
         runs once when the connection is gone. The ASGI side is dropped."""
+        self._reader.max_size = self.config.ws_max_size
+        self._reader.too_large = None
+        self._early_budget = 0
         asgi, self._asgi = self._asgi, None
         if self.disconnected:
             on_close()
@@ -255,6 +281,7 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
         if self.close_sent or self.disconnected:
             return
         self.close_sent = True
+        self._reader.discard = True  # from now on only its close answer counts
         payload = code.to_bytes(2, "big") + reason.encode("utf-8")[:123]
         self.transport.write(ws_frames.frame_header(CLOSE, len(payload)) + payload)
         loop = asyncio.get_running_loop()
@@ -289,6 +316,11 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
         if self._on_message is not None:
             self._on_message(message)
         elif self._asgi is not None:
+            if self._early_budget:
+                self._early_budget -= len(message)
+                if self._early_budget <= 0:
+                    self._fail(CloseCode.TOO_LARGE, "too many messages before authentication")
+                    return
             self._asgi.message(message)
 
     def _receive_close(self, payload: bytes) -> None:
@@ -333,7 +365,7 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
             self._refuse(refusal)
             return
         assert self._asgi is not None
-        self._asgi.early_bytes = rest  # frames sent before our answer: kept for after it
+        self._asgi.early_bytes = bytearray(rest)  # frames sent before our answer: kept for after it
         self._asgi.start(target, headers)
 
     def _refuse(self, response: bytes) -> None:
@@ -369,7 +401,7 @@ class _AsgiSide:
         self.key = b""
         self.queue: deque[Message] = deque()
         self.waiter: asyncio.Future[None] | None = None
-        self.early_bytes = b""
+        self.early_bytes = bytearray()
 
     def start(self, target: str, headers: list[tuple[bytes, bytes]]) -> None:
         protocol = self.protocol
@@ -469,8 +501,11 @@ class _AsgiSide:
                     self.key, message.get("subprotocol"), list(message.get("headers", []))
                 )
                 if self.early_bytes:
-                    early, self.early_bytes = self.early_bytes, b""
+                    early, self.early_bytes = bytes(self.early_bytes), bytearray()
                     protocol.data_received(early)
+                if protocol._paused and not protocol.close_sent:
+                    protocol._paused = False
+                    protocol.transport.resume_reading()
             elif kind == "websocket.close":
                 protocol._refuse(_http_error(403, "Forbidden", message.get("reason") or "refused"))
                 self.disconnected(CloseCode.ABNORMAL)

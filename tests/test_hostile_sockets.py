@@ -1,0 +1,136 @@
+"""Sockets that try to hold a node's memory or CPU, against a real `ysync serve --auth jwt`:
+each is cut off early and holds little, and an authenticated bystander keeps working.
+
+Memory is read from the server's /proc status (VmRSS): on main, each of these
+attacks held tens of MiB (a 32 MiB frame before authentication; 109 MiB of empty
+continuation frames in 10 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_ws_frames import client_frame
+from tests.test_ws_protocol import handshake, read_until
+from ysync.server.ws_frames import BINARY, CLOSE, CONTINUATION, PING
+
+from support import aio
+from support import authtokens as tk
+from support.servers import YsyncProcess
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YsyncProcess]:
+    log = tmp_path_factory.mktemp("sockets") / "ysync.log"
+    with YsyncProcess(*tk.JWT_FLAGS, log_path=log) as process:
+        yield process
+
+
+def rss(server: YsyncProcess) -> int:
+    assert server.proc is not None
+    for line in Path(f"/proc/{server.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+async def _open(
+    server: YsyncProcess, path: str = "room"
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(handshake(path, **{"Sec-WebSocket-Key": key}))
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    return reader, writer
+
+
+async def _close_code(reader: asyncio.StreamReader) -> tuple[int, str]:
+    payload = await read_until(reader, CLOSE)
+    return int.from_bytes(payload[:2], "big"), payload[2:].decode()
+
+
+async def _send_quietly(writer: asyncio.StreamWriter, data: bytes) -> None:
+    try:
+        writer.write(data)
+        async with asyncio.timeout(5):
+            await writer.drain()
+    except (ConnectionError, TimeoutError):
+        pass  # the server hung up, or stopped reading: both are the point
+
+
+def _alive(server: YsyncProcess) -> None:
+    assert server.proc is not None and server.proc.poll() is None
+
+
+def test_an_unauthenticated_socket_may_not_send_a_large_message(server: YsyncProcess) -> None:
+    async def scenario() -> tuple[int, str]:
+        reader, writer = await _open(server)
+        # The header of an 8 MiB frame is enough to refuse it: no payload is buffered.
+        header = client_frame(BINARY, b"x" * (8 * MIB))[:14]
+        writer.write(header)
+        code = await _close_code(reader)
+        await _send_quietly(writer, b"\x00" * (8 * MIB))
+        writer.close()
+        return code
+
+    before = rss(server)
+    code, reason = aio.run(scenario())
+    assert code == 4413 and "before authentication" in reason, reason
+    assert rss(server) - before < 4 * MIB
+    _alive(server)
+
+
+def test_after_a_refusal_nothing_more_is_kept(server: YsyncProcess) -> None:
+    async def scenario() -> tuple[int, str]:
+        reader, writer = await _open(server)
+        writer.write(client_frame(BINARY, b"\x02\x00\x05hello"))  # an auth message, bad token
+        code = await _close_code(reader)
+        # Keep sending one 30 MiB frame (and never answer the close): on main it was
+        # buffered until the 15 s close timeout; now none of it is kept.
+        writer.write(client_frame(BINARY, b"y" * (30 * MIB))[:14])
+        for _ in range(16):
+            await _send_quietly(writer, b"y" * MIB)
+        writer.close()
+        return code
+
+    before = rss(server)
+    code, _reason = aio.run(scenario())
+    assert code == 4401
+    assert rss(server) - before < 4 * MIB
+    _alive(server)
+
+
+def test_empty_continuation_frames_are_bounded(server: YsyncProcess) -> None:
+    async def scenario() -> tuple[int, str]:
+        reader, writer = await _open(server, f"room?token={tk.token()}")
+        writer.write(client_frame(BINARY, b"", final=False))
+        await _send_quietly(writer, client_frame(CONTINUATION, b"", final=False) * 100_000)
+        code = await _close_code(reader)
+        writer.close()
+        return code
+
+    code, reason = aio.run(scenario())
+    assert code == 1009 and "fragments" in reason, reason
+    _alive(server)
+
+
+def test_a_ping_flood_is_cut_off(server: YsyncProcess) -> None:
+    async def scenario() -> tuple[int, str]:
+        reader, writer = await _open(server, f"room?token={tk.token()}")
+        await _send_quietly(writer, client_frame(PING, b"p") * 10_000)
+        code = await _close_code(reader)
+        writer.close()
+        return code
+
+    code, reason = aio.run(scenario())
+    assert code == 1008 and "control frames" in reason, reason
+    _alive(server)
