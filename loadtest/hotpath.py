@@ -79,7 +79,7 @@ class _Socket:
     def heartbeat(self) -> None:
         pass
 
-    def limit_until_attached(self, max_message: int, max_queued: int) -> None:
+    def limit_until_attached(self, max_buffered: int) -> None:
         pass
 
 

@@ -44,6 +44,7 @@ from ysync.server.comments import CommentsExtension
 from ysync.server.demo import DemoExtension
 from ysync.server.drain import RESTART, Drain
 from ysync.server.hocuspocus import HocuspocusEndpoint, HocuspocusLimits
+from ysync.server.http_head import HeadLimits, HttpHeadProtocol
 from ysync.server.limits import Limits, LimitsExtension
 from ysync.server.logs import configure as configure_logs
 from ysync.server.metrics import Metrics, MetricsExtension
@@ -141,6 +142,7 @@ def _cors(settings: Settings) -> list[Middleware]:
 def create_app_from_env() -> Starlette:
     """The app a `--workers N` worker process builds from its `YSYNC_*` environment."""
     settings = Settings.from_env()
+    HttpHeadProtocol.configure(HeadLimits.from_settings(settings))
     configure_logs(
         settings.log_format, settings.log_level, node=f"{os.uname().nodename}:{os.getpid()}"
     )

@@ -21,6 +21,7 @@ from ysync.server import settings as settings_module
 from ysync.server import status as status_command
 from ysync.server.app import create_app
 from ysync.server.auth import JwtVerifier
+from ysync.server.http_head import HeadLimits, HttpHeadProtocol
 from ysync.server.logs import configure
 from ysync.server.settings import Settings
 from ysync.server.ws_protocol import YsyncWebSocketProtocol
@@ -89,6 +90,7 @@ def serve(settings: Settings) -> int:
     if settings.demo:
         site = f"http://{settings.host}:{settings.port}"
         log.info("demo: %s/  inspector: %s/inspect  (--no-demo turns them off)", site, site)
+    HttpHeadProtocol.configure(HeadLimits.from_settings(settings))
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -100,6 +102,8 @@ def serve(settings: Settings) -> int:
         # ysync's own protocol: frames go straight to the rooms, with no task,
         # queue or parser stack per connection (see ysync.server.ws_protocol).
         "ws": YsyncWebSocketProtocol,
+        # uvicorn's httptools protocol with request-head deadlines and limits.
+        "http": HttpHeadProtocol,
         "log_config": None,
         "access_log": False,
         "lifespan": "on",

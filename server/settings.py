@@ -121,6 +121,22 @@ class Settings:
         "bytes of such waiting structs per room; they count toward max_document_bytes "
         "(4413; 0: no limit)",
     )
+    header_timeout: float = _setting(
+        10.0,
+        "seconds a connection has to send a complete HTTP request head (408; 0: no limit); "
+        "idle and slow-header sockets are closed after it",
+    )
+    max_header_bytes: int = _setting(
+        32 * 1024, "largest HTTP request head, cookies included (431; 0: no limit)"
+    )
+    max_handshakes: int = _setting(
+        256,
+        "connections at once still sending their request head; keeps slow-header floods from "
+        "taking every file descriptor (503; 0: no limit)",
+    )
+    max_handshakes_per_ip: int = _setting(
+        16, "connections at once from one address still sending their request head (429; 0: none)"
+    )
     max_clients_per_room: int = _setting(
         1000, "connections one room accepts; each edit is sent to all of them (4503; 0: no limit)"
     )
@@ -323,6 +339,10 @@ _NON_NEGATIVE = (
     "max_document_bytes",
     "max_gap_structs",
     "max_gap_bytes",
+    "header_timeout",
+    "max_header_bytes",
+    "max_handshakes",
+    "max_handshakes_per_ip",
     "max_clients_per_room",
     "max_rooms",
     "rate_messages",

@@ -45,10 +45,9 @@ TOKEN_MISSING = Refusal(
     "token missing: send ?token=, Authorization: Bearer, or an auth message first",
 )
 _KEEPALIVE_SLICE = 100  # connections visited at once by the keep-alive sweep
-# Until a connection is admitted it may send one message this large (an auth
-# message: a token of at most 16 KiB) and have this much waiting in all.
-PRE_AUTH_MESSAGE_BYTES = MAX_TOKEN_BYTES + 4096
-PRE_AUTH_QUEUED_BYTES = 64 * 1024
+# Until a connection is admitted, ysync's protocol holds at most this much of
+# what it sends (room for an auth message with a 16 KiB token), then stops reading.
+PRE_AUTH_BUFFER_BYTES = 2 * MAX_TOKEN_BYTES
 
 
 def direct_socket(scope: Scope) -> Socket | None:
@@ -105,7 +104,7 @@ class WebSocketEndpoint:
             return
         socket = direct_socket(scope)
         if socket is not None:
-            socket.limit_until_attached(PRE_AUTH_MESSAGE_BYTES, PRE_AUTH_QUEUED_BYTES)
+            socket.limit_until_attached(PRE_AUTH_BUFFER_BYTES)
         request = request_from_scope(scope, scope["path_params"]["room"])
         accepted = False
         refusal = await self.admission.screen(request)

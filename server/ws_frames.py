@@ -101,6 +101,11 @@ class FrameReader:
         self._control_run = 0
         self._skip = 0  # payload bytes still to drop (discard mode)
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held: a partial frame, and a fragmented message so far."""
+        return len(self._buffer) + (len(self._fragments) if self._fragments is not None else 0)
+
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         buffer: bytes | bytearray
         if self._skip:

@@ -151,7 +151,7 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._heard = False  # anything received since the last heartbeat
         self._ping_outstanding = False
-        self._early_budget = 0  # bytes of messages the app may queue before attaching; 0: any
+        self._early_budget = 0  # bytes held for the app before it attaches; 0: no bound
         self._paused = False  # reading paused: too much came before the handshake's answer
 
     # -- asyncio.Protocol ----------------------------------------------------------------
@@ -190,6 +190,11 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
             self._fail(exc.code, exc.reason)
             return
         self._heard = True
+        self._handle(frames)
+        if self._early_budget:
+            self._hold_early()
+
+    def _handle(self, frames: list[tuple[int, bytes]]) -> None:
         for opcode, payload in frames:
             if opcode in (BINARY, TEXT):
                 if self.close_sent:
@@ -211,14 +216,32 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
                 return
             # PONG: being heard from is all a pong is for
 
+    def _hold_early(self) -> None:
+        """Before `attach`: stop reading while more than the budget is held for the app."""
+        asgi = self._asgi
+        held = self._reader.buffered + (asgi.queued_bytes if asgi is not None else 0)
+        if held > self._early_budget:
+            self._pause()
+        elif self._paused:
+            self._resume()
+
+    def _pause(self) -> None:
+        if not self._paused and not self.disconnected:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self._paused and not self.disconnected:
+            self._paused = False
+            self.transport.resume_reading()
+
     def _before_answer(self, data: bytes) -> None:
         if self._request is not None:
             self._receive_handshake(data)
         elif self._asgi is not None:  # frames sent before our answer: kept for after it
             self._asgi.early_bytes += data
-            if len(self._asgi.early_bytes) > _MAX_EARLY and not self._paused:
-                self._paused = True
-                self.transport.pause_reading()  # until the app answers the handshake
+            if len(self._asgi.early_bytes) > _MAX_EARLY:
+                self._pause()  # until the app answers the handshake
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close: a half-closed WebSocket is of no use
@@ -231,24 +254,20 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
 
     # -- the transport-like side an attached app writes to --------------------------------
 
-    def limit_until_attached(self, max_message: int, max_queued: int) -> None:
-        """Until `attach`: refuse (4413) a message over `max_message` bytes, or more
-        than `max_queued` bytes of messages waiting for the app. An endpoint calls
-        this before it authenticates, so an unauthenticated socket holds only that."""
-        if max_message < self._reader.max_size:
-            self._reader.max_size = max_message
-            self._reader.too_large = (
-                CloseCode.TOO_LARGE,
-                f"message larger than {max_message} bytes before authentication",
-            )
-        self._early_budget = max_queued
+    def limit_until_attached(self, max_buffered: int) -> None:
+        """Until `attach`: hold at most about `max_buffered` bytes for the app (a
+        partial frame and messages it has not read), then stop reading — TCP
+        backpressure: the rest waits in the client. An endpoint calls this before
+        it authenticates, so an unauthenticated socket holds only that much; a
+        client that never authenticates gets the endpoint's auth timeout."""
+        self._early_budget = max_buffered
 
     def attach(self, on_message: OnMessage, on_close: Callable[[], None]) -> None:
         """From now on, hand every message to `on_message` as it arrives; `on_close`
         runs once when the connection is gone. The ASGI side is dropped."""
-        self._reader.max_size = self.config.ws_max_size
-        self._reader.too_large = None
         self._early_budget = 0
+        if not self.close_sent:
+            self._resume()
         asgi, self._asgi = self._asgi, None
         if self.disconnected:
             on_close()
@@ -282,6 +301,7 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
             return
         self.close_sent = True
         self._reader.discard = True  # from now on only its close answer counts
+        self._resume()  # to read that answer
         payload = code.to_bytes(2, "big") + reason.encode("utf-8")[:123]
         self.transport.write(ws_frames.frame_header(CLOSE, len(payload)) + payload)
         loop = asyncio.get_running_loop()
@@ -316,11 +336,6 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
         if self._on_message is not None:
             self._on_message(message)
         elif self._asgi is not None:
-            if self._early_budget:
-                self._early_budget -= len(message)
-                if self._early_budget <= 0:
-                    self._fail(CloseCode.TOO_LARGE, "too many messages before authentication")
-                    return
             self._asgi.message(message)
 
     def _receive_close(self, payload: bytes) -> None:
@@ -402,6 +417,7 @@ class _AsgiSide:
         self.queue: deque[Message] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.early_bytes = bytearray()
+        self.queued_bytes = 0  # of messages the app has not read
 
     def start(self, target: str, headers: list[tuple[bytes, bytes]]) -> None:
         protocol = self.protocol
@@ -441,6 +457,7 @@ class _AsgiSide:
 
     def message(self, message: bytes | str) -> None:
         key = "bytes" if isinstance(message, bytes) else "text"
+        self.queued_bytes += len(message)
         self._put({"type": "websocket.receive", key: message})
 
     def disconnected(self, code: int) -> None:
@@ -452,6 +469,7 @@ class _AsgiSide:
             m.get("bytes", m.get("text")) for m in self.queue if m["type"] == "websocket.receive"
         ]
         self.queue.clear()
+        self.queued_bytes = 0
         return [m for m in unread if m is not None]
 
     def _put(self, event: Message) -> None:
@@ -488,7 +506,12 @@ class _AsgiSide:
                 await self.waiter
             finally:
                 self.waiter = None
-        return self.queue.popleft()
+        event = self.queue.popleft()
+        if event["type"] == "websocket.receive":
+            self.queued_bytes -= len(event.get("bytes") or event.get("text") or "")
+            if self.protocol._early_budget:
+                self.protocol._hold_early()
+        return event
 
     async def send(self, message: Message) -> None:
         protocol = self.protocol
@@ -503,9 +526,8 @@ class _AsgiSide:
                 if self.early_bytes:
                     early, self.early_bytes = bytes(self.early_bytes), bytearray()
                     protocol.data_received(early)
-                if protocol._paused and not protocol.close_sent:
-                    protocol._paused = False
-                    protocol.transport.resume_reading()
+                if not protocol.close_sent:
+                    protocol._resume()
             elif kind == "websocket.close":
                 protocol._refuse(_http_error(403, "Forbidden", message.get("reason") or "refused"))
                 self.disconnected(CloseCode.ABNORMAL)
