@@ -28,7 +28,10 @@ calls `commit` with what yrs integrated.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from heapq import merge
+from itertools import islice
 
 from ysync.rooms.lib0 import ProtocolError, Reader, var_uint
 
@@ -77,6 +80,7 @@ class Struct:
     is_type: bool = False
     depth: int = -1  # depth of its parent type below a root; -1: not known yet
     offset: int = 0  # where it starts in the update
+    epoch: int = 0  # the scan that last found it waiting
     any_depth: int = 0  # nesting of its JSON (Any) content
 
 
@@ -291,8 +295,77 @@ class _Overlay:
 _WAITING = -2  # depth of a struct that hangs from something not seen yet
 
 
+def _clock_of(struct: Struct) -> int:
+    return struct.clock
+
+
+class _Pending:
+    """Structs yrs keeps until what they depend on arrives: per client, by clock."""
+
+    __slots__ = ("by_client", "bytes", "clocks", "count", "waiting_on")
+
+    def __init__(self) -> None:
+        self.by_client: dict[int, list[Struct]] = {}
+        self.clocks: dict[int, list[int]] = {}
+        self.waiting_on: dict[int, set[int]] = {}  # ref client -> clients waiting on it
+        self.count = 0
+        self.bytes = 0
+
+    def find(self, client: int, clock: int) -> Struct | None:
+        clocks = self.clocks.get(client)
+        if not clocks:
+            return None
+        i = bisect_right(clocks, clock) - 1
+        if i < 0:
+            return None
+        struct = self.by_client[client][i]
+        return struct if clock < struct.end else None
+
+    def after(self, client: int, clock: int) -> Iterator[Struct]:
+        """The client's pending structs from the one holding `clock` on, in clock
+        order, lazily (a caller stops at the first gap)."""
+        clocks = self.clocks.get(client)
+        if not clocks:
+            return iter(())
+        return islice(self.by_client[client], max(bisect_right(clocks, clock) - 1, 0), None)
+
+    def add(self, struct: Struct) -> None:
+        client = struct.client
+        clocks = self.clocks.setdefault(client, [])
+        group = self.by_client.setdefault(client, [])
+        i = bisect_right(clocks, struct.clock)
+        if i and clocks[i - 1] == struct.clock:
+            return  # sent twice: yrs keeps one
+        clocks.insert(i, struct.clock)
+        group.insert(i, struct)
+        self.count += 1
+        self.bytes += struct.size
+        if struct.ref_kind in (PARENT, SIBLING):
+            self.waiting_on.setdefault(struct.ref_client, set()).add(client)
+
+    def drop_integrated(self, client: int, clock_end: int) -> None:
+        group = self.by_client.get(client)
+        if not group:
+            return
+        keep = 0
+        while keep < len(group) and group[keep].end <= clock_end:
+            self.count -= 1
+            self.bytes -= group[keep].size
+            keep += 1
+        if keep:
+            del group[:keep]
+            del self.clocks[client][:keep]
+        if not group:
+            del self.by_client[client], self.clocks[client]
+        if not self.count:
+            self.waiting_on.clear()  # entries only ever point at pending structs
+
+
 class StructureIndex:
-    """One room's view of its document's structure (see the module doc)."""
+    """One room's view of its document's structure (see the module doc).
+
+    Work per update is proportional to the update, plus the pending structs it
+    lets yrs integrate: pending structs it leaves waiting are not looked at."""
 
     def __init__(self, max_depth: int, *, max_pending: int = 0, max_pending_bytes: int = 0) -> None:
         self.max_depth = max_depth
@@ -300,37 +373,76 @@ class StructureIndex:
         self.max_pending_bytes = max_pending_bytes  # their bytes; 0: no bound
         self._clock_end: dict[int, int] = {}  # per client: clocks below are integrated
         self._runs: dict[int, _Runs] = {}
-        self._pending: list[Struct] = []
-        self.pending_bytes = 0
+        self._pending = _Pending()
+        self._epoch = 0  # scans so far: a waiting struct is retried once per scan
+        self._advanced: set[int] = set()  # clients whose clock moved since keep_pending
 
     @property
     def pending_count(self) -> int:
-        return len(self._pending)
+        return self._pending.count
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending.bytes
 
     def scan(self, update: bytes) -> Scan:
         """Check an update before it is applied; `ProtocolError` if it would nest
         too deep or leave too much waiting. Records nothing (see `commit`)."""
+        self._epoch += 1
         structs = read_update(update, self.max_depth)
-        for struct in self._pending:
-            struct.depth = -1  # what they wait for may have come since
-        candidates = [s for s in structs if s.end > self._clock_end.get(s.client, 0)]
-        candidates += self._pending
-        overlay = _Overlay(candidates)
-        for struct in candidates:
+        fresh = [s for s in structs if s.end > self._clock_end.get(s.client, 0)]
+        overlay = _Overlay(fresh)
+        for struct in fresh:
             if struct.depth == -1:
                 self._resolve(struct, overlay, check=True)
+        released = self._released(overlay)
         scan = Scan(structs)
-        for client, group in overlay.groups.items():
-            reached = self._clock_end.get(client, 0)
-            for struct in group:
-                if reached >= 0 and struct.clock <= reached and struct.depth >= 0:
-                    reached = max(reached, struct.end)
-                else:
-                    reached = -1  # yrs integrates a client's structs in order
-                    scan.pending_bytes += struct.size
-                    scan.pending_count += 1
+        pending = self._pending
+        waiting = {id(s) for s in fresh} - {id(s) for s in released}
+        new = [s for s in fresh if id(s) in waiting and pending.find(s.client, s.clock) is None]
+        old = [s for s in released if pending.find(s.client, s.clock) is s]
+        scan.pending_count = pending.count + len(new) - len(old)
+        scan.pending_bytes = pending.bytes + sum(s.size for s in new) - sum(s.size for s in old)
         self._check_pending(scan)
         return scan
+
+    def _released(self, overlay: _Overlay) -> list[Struct]:
+        """The structs (the update's and pending ones) yrs will integrate: per client,
+        those contiguous from its clock, each hanging from something known. Pending
+        structs are visited only where a client's clock moves."""
+        released: list[Struct] = []
+        reached = {c: self._clock_end.get(c, 0) for c in overlay.groups}
+        queue = list(overlay.groups)
+        while queue:
+            client = queue.pop()
+            start = reached.get(client, self._clock_end.get(client, 0))
+            candidates = merge(
+                overlay.groups.get(client, []),
+                self._pending.after(client, start),
+                key=_clock_of,
+            )
+            end = start
+            for struct in candidates:
+                if struct.end <= end:
+                    continue
+                if struct.clock > end or not self._known(struct, overlay):
+                    break
+                released.append(struct)
+                end = struct.end
+            if end > start:
+                reached[client] = end
+                queue.extend(self._pending.waiting_on.get(client, ()))
+        return released
+
+    def _known(self, struct: Struct, overlay: _Overlay) -> bool:
+        """Whether what `struct` hangs from is known (resolving it again if it
+        waited, once per scan): it may be integrated."""
+        if struct.depth == _WAITING and struct.epoch != self._epoch:
+            struct.epoch = self._epoch
+            struct.depth = -1
+        if struct.depth == -1:
+            self._resolve(struct, overlay, check=True)
+        return struct.depth >= 0
 
     def _check_pending(self, scan: Scan) -> None:
         if self.max_pending and scan.pending_count > self.max_pending:
@@ -361,6 +473,7 @@ class StructureIndex:
             if depth is None:
                 for waiting in stack:  # each hangs from the next: all wait
                     waiting.depth = _WAITING
+                    waiting.epoch = self._epoch
                 return
             if check and struct.is_type and depth + 1 > self.max_depth:
                 raise ProtocolError(
@@ -380,8 +493,13 @@ class StructureIndex:
             runs = self._runs.get(client)
             base = runs.get(clock) if runs is not None else 0
         else:
-            target = overlay.find(client, clock)
-            if target is None or target.depth == _WAITING:
+            target = overlay.find(client, clock) or self._pending.find(client, clock)
+            if target is None:
+                return None
+            if target.depth == _WAITING and target.epoch != self._epoch:
+                target.epoch = self._epoch
+                target.depth = -1  # what it waited for may have come: once more
+            if target.depth == _WAITING:
                 return None
             if target.depth == -1:
                 return target
@@ -417,18 +535,20 @@ class StructureIndex:
                         runs = self._runs[client] = _Runs()
                     runs.add(max(end, struct.clock), struct.end, struct.depth)
                 end = struct.end
-            self._clock_end[client] = end
+            if end > self._clock_end.get(client, 0):
+                self._clock_end[client] = end
+                self._advanced.add(client)
 
     def keep_pending(self, scan: Scan) -> None:
         """After an update was applied: keep its structs yrs still waits on, and
         forget the pending ones it integrated."""
         clock_end = self._clock_end
-        kept: dict[tuple[int, int], Struct] = {}
-        for struct in [*self._pending, *scan.structs]:
+        for struct in scan.structs:
             if struct.end > clock_end.get(struct.client, 0):
-                kept.setdefault((struct.client, struct.clock), struct)
-        self._pending = list(kept.values())
-        self.pending_bytes = sum(s.size for s in self._pending)
+                self._pending.add(struct)
+        for client in self._advanced:
+            self._pending.drop_integrated(client, clock_end.get(client, 0))
+        self._advanced.clear()
 
 
 # -- repair -------------------------------------------------------------------------------
