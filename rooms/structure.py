@@ -197,6 +197,11 @@ def _skip_any(reader: Reader, max_depth: int) -> int:
     """Skip one lib0 Any value without recursion, refusing nesting over `max_depth`;
     how deep it nests."""
     data = reader.data
+    pos = reader.pos
+    if pos < len(data) and data[pos] == _ANY_STRING:  # most values are plain strings
+        reader.pos = pos + 1
+        reader.var_bytes("Any string")
+        return 0
     deepest = 0
     levels = [[1, False]]  # per open level: values still to read, whether keyed (object)
     while levels:
@@ -267,36 +272,49 @@ class _Runs:
         self.depths.append(depth)
 
 
-class _Overlay:
-    """Structs not integrated yet (an update's, and the pending ones), by client and clock."""
+def _clock_of(struct: Struct) -> int:
+    return struct.clock
 
-    __slots__ = ("clocks", "groups")
+
+def _client_clock(struct: Struct) -> tuple[int, int]:
+    return struct.client, struct.clock
+
+
+class _Overlay:
+    """Structs not integrated yet (an update's), by client and clock; built on
+    first use (most updates hang only from what is integrated already)."""
+
+    __slots__ = ("_clocks", "_groups", "_structs")
 
     def __init__(self, structs: list[Struct]) -> None:
-        self.groups: dict[int, list[Struct]] = {}
-        for struct in structs:
-            self.groups.setdefault(struct.client, []).append(struct)
-        self.clocks: dict[int, list[int]] = {}
-        for client, group in self.groups.items():
-            group.sort(key=lambda s: s.clock)
-            self.clocks[client] = [s.clock for s in group]
+        self._structs = structs
+        self._groups: dict[int, list[Struct]] | None = None
+        self._clocks: dict[int, list[int]] = {}
+
+    @property
+    def groups(self) -> dict[int, list[Struct]]:
+        if self._groups is None:
+            groups: dict[int, list[Struct]] = {}
+            for struct in self._structs:
+                groups.setdefault(struct.client, []).append(struct)
+            for client, group in groups.items():
+                group.sort(key=_clock_of)
+                self._clocks[client] = [s.clock for s in group]
+            self._groups = groups
+        return self._groups
 
     def find(self, client: int, clock: int) -> Struct | None:
-        clocks = self.clocks.get(client)
-        if clocks is None:
+        group = self.groups.get(client)
+        if group is None:
             return None
-        i = bisect_right(clocks, clock) - 1
+        i = bisect_right(self._clocks[client], clock) - 1
         if i < 0:
             return None
-        struct = self.groups[client][i]
+        struct = group[i]
         return struct if clock < struct.end else None
 
 
 _WAITING = -2  # depth of a struct that hangs from something not seen yet
-
-
-def _clock_of(struct: Struct) -> int:
-    return struct.clock
 
 
 class _Pending:
@@ -390,14 +408,27 @@ class StructureIndex:
         too deep or leave too much waiting. Records nothing (see `commit`)."""
         self._epoch += 1
         structs = read_update(update, self.max_depth)
-        fresh = [s for s in structs if s.end > self._clock_end.get(s.client, 0)]
+        clock_end = self._clock_end
+        fresh = [s for s in structs if s.end > clock_end.get(s.client, 0)]
         overlay = _Overlay(fresh)
         for struct in fresh:
-            if struct.depth == -1:
+            if struct.depth != -1:
+                continue
+            depth = self._depth_of(struct, overlay)  # usually known at once
+            if type(depth) is int and not (struct.is_type and depth >= self.max_depth):
+                struct.depth = depth
+            else:
                 self._resolve(struct, overlay, check=True)
-        released = self._released(overlay)
         scan = Scan(structs)
         pending = self._pending
+        if not pending.count:
+            # The common case, nothing waiting so far: what this update leaves waiting.
+            new = self._left_waiting(fresh)
+            scan.pending_count = len(new)
+            scan.pending_bytes = sum(s.size for s in new)
+            self._check_pending(scan)
+            return scan
+        released = self._released(overlay)
         waiting = {id(s) for s in fresh} - {id(s) for s in released}
         new = [s for s in fresh if id(s) in waiting and pending.find(s.client, s.clock) is None]
         old = [s for s in released if pending.find(s.client, s.clock) is s]
@@ -405,6 +436,22 @@ class StructureIndex:
         scan.pending_bytes = pending.bytes + sum(s.size for s in new) - sum(s.size for s in old)
         self._check_pending(scan)
         return scan
+
+    def _left_waiting(self, fresh: list[Struct]) -> list[Struct]:
+        """With nothing pending yet: the structs yrs cannot integrate (a gap before
+        them in their client's clocks, or hanging from something unknown)."""
+        reached: dict[int, int] = {}
+        waiting = []
+        for struct in sorted(fresh, key=_client_clock) if len(fresh) > 1 else fresh:
+            end = reached.get(struct.client)
+            if end is None:
+                end = self._clock_end.get(struct.client, 0)
+            if end >= 0 and struct.clock <= end and struct.depth >= 0:
+                reached[struct.client] = max(end, struct.end)
+            else:
+                reached[struct.client] = -1  # yrs integrates a client's structs in order
+                waiting.append(struct)
+        return waiting
 
     def _released(self, overlay: _Overlay) -> list[Struct]:
         """The structs (the update's and pending ones) yrs will integrate: per client,
@@ -510,34 +557,31 @@ class StructureIndex:
         """Record what yrs integrated (a transaction's update). `scan` is the scan
         of the very same bytes, if there is one (saves reading them again). Never
         raises: this also records edits made on the document directly."""
+        clock_end = self._clock_end
         try:
             if scan is not None and all(s.depth >= 0 for s in scan.structs):
-                structs = scan.structs
+                structs = [s for s in scan.structs if s.end > clock_end.get(s.client, 0)]
             else:
                 structs = read_update(integrated, 1 << 30)
+                structs = [s for s in structs if s.end > clock_end.get(s.client, 0)]
+                overlay = _Overlay(structs)
                 for struct in structs:
-                    struct.depth = -1
-            structs = [s for s in structs if s.end > self._clock_end.get(s.client, 0)]
-            overlay = _Overlay(structs)
-            for struct in structs:
-                if struct.depth == -1:
-                    self._resolve(struct, overlay, check=False)
+                    if struct.depth == -1:
+                        self._resolve(struct, overlay, check=False)
         except ProtocolError:
             return
-        for client, group in overlay.groups.items():
-            end = self._clock_end.get(client, 0)
-            for struct in group:
-                if struct.end <= end:
-                    continue
-                if struct.depth > 0:
-                    runs = self._runs.get(client)
-                    if runs is None:
-                        runs = self._runs[client] = _Runs()
-                    runs.add(max(end, struct.clock), struct.end, struct.depth)
-                end = struct.end
-            if end > self._clock_end.get(client, 0):
-                self._clock_end[client] = end
-                self._advanced.add(client)
+        for struct in sorted(structs, key=_client_clock) if len(structs) > 1 else structs:
+            client = struct.client
+            end = clock_end.get(client, 0)
+            if struct.end <= end or struct.clock > end:
+                continue  # already recorded; or past a gap (yrs integrates in order)
+            if struct.depth > 0:
+                runs = self._runs.get(client)
+                if runs is None:
+                    runs = self._runs[client] = _Runs()
+                runs.add(max(end, struct.clock), struct.end, struct.depth)
+            clock_end[client] = struct.end
+            self._advanced.add(client)
 
     def keep_pending(self, scan: Scan) -> None:
         """After an update was applied: keep its structs yrs still waits on, and
