@@ -234,6 +234,8 @@ def create_app(
             token_expiry_grace=settings.token_expiry_grace,
             max_rooms=limits.max_rooms,
             max_clients_per_room=limits.max_clients_per_room,
+            max_connections_per_user=settings.max_connections_per_user,
+            max_rooms_per_user=settings.max_rooms_per_user,
         )
         log.info("authentication: %s", node_extensions.describe_auth())
         update_log.on_commit = metrics.observe_commit

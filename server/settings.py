@@ -121,6 +121,16 @@ class Settings:
         "bytes of such waiting structs per room; they count toward max_document_bytes "
         "(4413; 0: no limit)",
     )
+    max_connections_per_user: int = _setting(
+        200,
+        "y-websocket connections one authenticated user (token sub) may hold on this node "
+        "(4503; 0: no limit)",
+    )
+    max_rooms_per_user: int = _setting(
+        100,
+        "distinct rooms one authenticated user may hold open on this node; a glob grant cannot "
+        "fill max_rooms alone (4503; 0: no limit)",
+    )
     header_timeout: float = _setting(
         10.0,
         "seconds a connection has to send a complete HTTP request head (408; 0: no limit); "
@@ -339,6 +349,8 @@ _NON_NEGATIVE = (
     "max_document_bytes",
     "max_gap_structs",
     "max_gap_bytes",
+    "max_connections_per_user",
+    "max_rooms_per_user",
     "header_timeout",
     "max_header_bytes",
     "max_handshakes",

@@ -75,6 +75,8 @@ class WebSocketEndpoint:
         token_expiry_grace: float = 0.0,
         max_rooms: int = 0,
         max_clients_per_room: int = 0,
+        max_connections_per_user: int = 0,
+        max_rooms_per_user: int = 0,
     ) -> None:
         self.registry = registry
         self.extensions = extensions
@@ -84,6 +86,8 @@ class WebSocketEndpoint:
             max_rooms=max_rooms,
             max_clients_per_room=max_clients_per_room,
             token_expiry_grace=token_expiry_grace,
+            max_connections_per_user=max_connections_per_user,
+            max_rooms_per_user=max_rooms_per_user,
         )
         self.send_queue_frames = send_queue_frames
         self.send_queue_bytes = send_queue_bytes
@@ -133,6 +137,10 @@ class WebSocketEndpoint:
         request: ConnectionRequest,
         identity: Identity,
     ) -> None:
+        refusal = self.admission.quota.refusal(identity, request.room)
+        if refusal is not None:  # before the room is loaded: a quota bounds loads too
+            await self.refuse(send, request, identity, refusal)
+            return
         try:
             room = await self.registry.acquire(request.room)
         except StoreError as exc:
@@ -150,6 +158,7 @@ class WebSocketEndpoint:
         connection = self._connection(scope, send, request, identity)
         self.connections += 1
         session = connection.join(room, self.broadcaster.ywebsocket)
+        self.admission.quota.add(session, identity, room.name)
         self.extensions.joined(room, session, request)
         if self.closing_all is not None:
             connection.close(self.closing_all)  # admitted while `close_all` ran
@@ -245,6 +254,7 @@ class WebSocketEndpoint:
 
     def leave_room(self, session: RoomSession) -> None:
         """A session ends: out of its room (its awareness states removed), room released."""
+        self.admission.quota.remove(session)
         room = session.room
         room.leave(session)
         self.extensions.left(room, session)

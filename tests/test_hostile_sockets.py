@@ -14,11 +14,13 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.test_ws_frames import client_frame
-from tests.test_ws_protocol import handshake, read_until
+from tests.test_ws_protocol import handshake, read_frame, read_until
+from ysync.rooms import codec
 from ysync.server.ws_frames import BINARY, CLOSE, CONTINUATION, PING
 
 from support import aio
@@ -142,3 +144,40 @@ def test_a_ping_flood_is_cut_off(server: YsyncProcess) -> None:
     code, reason = aio.run(scenario())
     assert code == 1008 and "control frames" in reason, reason
     _alive(server)
+
+
+def test_one_user_may_hold_only_so_many_rooms_and_connections(tmp_path: Path) -> None:
+    flags = (*tk.JWT_FLAGS, "--max-rooms-per-user", "2", "--max-connections-per-user", "3")
+
+    async def outcome(node: YsyncProcess, path: str, held: list[Any]) -> tuple[int, str] | str:
+        """ "open" once the room answers our SyncStep1, else the close code and reason."""
+        reader, writer = await _open(node, path)
+        held.append(writer)
+        writer.write(client_frame(BINARY, codec.encode_sync_step1(b"\x00")))
+        async with asyncio.timeout(10):
+            while True:
+                opcode, payload = await read_frame(reader)
+                if opcode == CLOSE:
+                    return int.from_bytes(payload[:2], "big"), payload[2:].decode()
+                if payload[:2] == b"\x00\x01":
+                    return "open"
+
+    async def scenario(node: YsyncProcess) -> list[tuple[int, str] | str]:
+        grant = tk.token(sub="glob", rooms={"*": "viewer"})
+        other = tk.token(sub="someone-else", rooms={"*": "viewer"})
+        held: list[Any] = []
+        got = []
+        for room in ("r1", "r2", "r3", "r1", "r1"):  # r3: a third room; r1 x2: 4th, 5th socket
+            got.append(await outcome(node, f"{room}?token={grant}", held))
+        got.append(await outcome(node, f"r9?token={other}", held))  # another user: unaffected
+        for w in held:
+            await _shut(w)
+        return got
+
+    with YsyncProcess(*flags, log_path=tmp_path / "log") as node:
+        got = aio.run(scenario(node))
+    assert got[:2] == ["open", "open"], got
+    assert isinstance(got[2], tuple) and got[2][0] == 4503 and "max_rooms_per_user" in got[2][1]
+    assert got[3] == "open"  # a room the user already has open
+    assert isinstance(got[4], tuple) and "max_connections_per_user" in got[4][1], got
+    assert got[5] == "open"
