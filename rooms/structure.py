@@ -379,11 +379,26 @@ class _Pending:
             self.waiting_on.clear()  # entries only ever point at pending structs
 
 
+_NO_PENDING = _Pending()  # shared, never added to: rooms with nothing pending
+
+
 class StructureIndex:
     """One room's view of its document's structure (see the module doc).
 
     Work per update is proportional to the update, plus the pending structs it
-    lets yrs integrate: pending structs it leaves waiting are not looked at."""
+    lets yrs integrate: pending structs it leaves waiting are not looked at.
+    Slots and a shared empty pending store keep an idle room's index small."""
+
+    __slots__ = (
+        "_advanced",
+        "_clock_end",
+        "_epoch",
+        "_pending",
+        "_runs",
+        "max_depth",
+        "max_pending",
+        "max_pending_bytes",
+    )
 
     def __init__(self, max_depth: int, *, max_pending: int = 0, max_pending_bytes: int = 0) -> None:
         self.max_depth = max_depth
@@ -391,9 +406,9 @@ class StructureIndex:
         self.max_pending_bytes = max_pending_bytes  # their bytes; 0: no bound
         self._clock_end: dict[int, int] = {}  # per client: clocks below are integrated
         self._runs: dict[int, _Runs] = {}
-        self._pending = _Pending()
+        self._pending = _NO_PENDING  # replaced by a store of its own when needed
         self._epoch = 0  # scans so far: a waiting struct is retried once per scan
-        self._advanced: set[int] = set()  # clients whose clock moved since keep_pending
+        self._advanced: list[int] = []  # clients whose clock moved since keep_pending
 
     @property
     def pending_count(self) -> int:
@@ -581,7 +596,8 @@ class StructureIndex:
                     runs = self._runs[client] = _Runs()
                 runs.add(max(end, struct.clock), struct.end, struct.depth)
             clock_end[client] = struct.end
-            self._advanced.add(client)
+            if self._pending.count:  # only then can the advance release anything
+                self._advanced.append(client)
 
     def keep_pending(self, scan: Scan) -> None:
         """After an update was applied: keep its structs yrs still waits on, and
@@ -589,9 +605,12 @@ class StructureIndex:
         clock_end = self._clock_end
         for struct in scan.structs:
             if struct.end > clock_end.get(struct.client, 0):
+                if self._pending is _NO_PENDING:
+                    self._pending = _Pending()
                 self._pending.add(struct)
-        for client in self._advanced:
-            self._pending.drop_integrated(client, clock_end.get(client, 0))
+        if self._pending.count:
+            for client in set(self._advanced):
+                self._pending.drop_integrated(client, clock_end.get(client, 0))
         self._advanced.clear()
 
 
