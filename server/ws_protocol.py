@@ -48,8 +48,17 @@ def accept_key(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + _GUID).digest())
 
 
+_ERROR_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    426: "upgrade_required",
+    431: "headers_too_large",
+    500: "internal_error",
+}
+
+
 def _http_error(status: int, phrase: str, message: str, extra: bytes = b"") -> bytes:
-    body = orjson.dumps({"error": message})
+    body = orjson.dumps({"error": message, "code": _ERROR_CODES.get(status, "error")})
     return (
         f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n".encode()
