@@ -9,10 +9,13 @@ cheapest thing an attacker can hold, so `ysync serve` runs this subclass
 - a deadline (`header_timeout`) for each request head, from the first byte of
   the connection or of the next request: past it, 408 and the connection closes;
 - a size bound (`max_header_bytes`) on each head: 431;
-- a cap on connections still in their head, per address
-  (`max_handshakes_per_ip`, 429) and in all (`max_handshakes`, 503), checked
-  when the connection is made, so a slow-header flood cannot take every file
-  descriptor;
+- caps on connections still in their head, per address
+  (`max_handshakes_per_ip`) and in all (`max_handshakes`), checked when a
+  connection is made: past a cap, the oldest head that has taken longer than
+  BURST_GRACE is closed (408) to make room, so slow-header sockets cannot pile
+  up, while a burst of fresh connections (a reconnect storm) is never refused
+  per address; only when every head in the node is fresh is a newcomer refused
+  (503);
 - every error as JSON `{"error": ..., "code": ...}`, as everywhere else.
 
 Nothing of this runs per WebSocket frame: an upgraded connection leaves here
@@ -34,13 +37,16 @@ from ysync.server.settings import Settings
 log = logging.getLogger("ysync.server")
 
 LINGER = 2.0  # seconds an answered connection's further bytes are read and dropped
+# A head younger than this is part of a burst (a reconnect storm, a NATed office):
+# never evicted, never the reason to refuse. Slow heads are older.
+BURST_GRACE = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class HeadLimits:
     header_timeout: float = 10.0
     max_header_bytes: int = 32 * 1024
-    max_handshakes: int = 256
+    max_handshakes: int = 1024
     max_handshakes_per_ip: int = 16
 
     @classmethod
@@ -54,23 +60,30 @@ class HeadLimits:
 
 
 class _InHead:
-    """The connections still in a request head: in all and per address."""
+    """The connections still in a request head, oldest first: in all and per address."""
 
     def __init__(self) -> None:
-        self.total = 0
-        self.by_address: dict[str, int] = {}
+        self.all: dict[HttpHeadProtocol, float] = {}  # -> when its head started
+        self.by_address: dict[str, dict[HttpHeadProtocol, float]] = {}
 
-    def enter(self, address: str) -> None:
-        self.total += 1
-        self.by_address[address] = self.by_address.get(address, 0) + 1
+    def enter(self, protocol: HttpHeadProtocol, address: str, now: float) -> None:
+        self.all[protocol] = now
+        self.by_address.setdefault(address, {})[protocol] = now
 
-    def leave(self, address: str) -> None:
-        self.total -= 1
-        left = self.by_address.get(address, 1) - 1
-        if left:
-            self.by_address[address] = left
-        else:
-            self.by_address.pop(address, None)
+    def leave(self, protocol: HttpHeadProtocol, address: str) -> None:
+        self.all.pop(protocol, None)
+        mine = self.by_address.get(address)
+        if mine is not None:
+            mine.pop(protocol, None)
+            if not mine:
+                del self.by_address[address]
+
+    @staticmethod
+    def oldest(group: dict[HttpHeadProtocol, float], now: float) -> HttpHeadProtocol | None:
+        """The oldest of `group` if it has been in its head longer than BURST_GRACE."""
+        for protocol, started in group.items():
+            return protocol if now - started > BURST_GRACE else None
+        return None
 
 
 def http_error(status: int, code: str, message: str, extra: bytes = b"") -> bytes:
@@ -109,32 +122,37 @@ class HttpHeadProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._address = self.client[0] if self.client else ""
         limits, in_head = self.limits, self.in_head
-        if limits.max_handshakes and in_head.total >= limits.max_handshakes:
-            self._answer(
-                http_error(
-                    503,
-                    "over_capacity",
-                    f"{limits.max_handshakes} connections already in their request head "
-                    "(max_handshakes), retry later",
-                    b"retry-after: 1\r\n",
+        now = self.loop.time()
+        mine = in_head.by_address.get(self._address, {})
+        if limits.max_handshakes_per_ip and len(mine) >= limits.max_handshakes_per_ip:
+            # The address's oldest slow head makes room; a burst of fresh ones is let in.
+            evicted = in_head.oldest(mine, now)
+            if evicted is not None:
+                evicted._evict("max_handshakes_per_ip")
+        if limits.max_handshakes and len(in_head.all) >= limits.max_handshakes:
+            evicted = in_head.oldest(in_head.all, now)
+            if evicted is None:
+                self._answer(
+                    http_error(
+                        503,
+                        "over_capacity",
+                        f"{limits.max_handshakes} connections already in their request head "
+                        "(max_handshakes), retry later",
+                        b"retry-after: 1\r\n",
+                    )
                 )
-            )
-            return
-        if (
-            limits.max_handshakes_per_ip
-            and in_head.by_address.get(self._address, 0) >= limits.max_handshakes_per_ip
-        ):
-            self._answer(
-                http_error(
-                    429,
-                    "rate_limited",
-                    f"{limits.max_handshakes_per_ip} connections from this address already in "
-                    "their request head (max_handshakes_per_ip)",
-                    b"retry-after: 1\r\n",
-                )
-            )
-            return
+                return
+            evicted._evict("max_handshakes")
         self._start_head()
+
+    def _evict(self, setting: str) -> None:
+        self._answer(
+            http_error(
+                408,
+                "header_timeout",
+                f"request head too slow: closed to make room for another ({setting})",
+            )
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end_head()
@@ -182,7 +200,7 @@ class HttpHeadProtocol(HttpToolsProtocol):
     def _start_head(self) -> None:
         self._counted = True
         self._head_bytes = 0
-        self.in_head.enter(self._address)
+        self.in_head.enter(self, self._address, self.loop.time())
         timeout = self.limits.header_timeout
         if timeout:
             self._head_timer = self.loop.call_later(timeout, self._head_timed_out)
@@ -193,7 +211,7 @@ class HttpHeadProtocol(HttpToolsProtocol):
             self._head_timer = None
         if self._counted:
             self._counted = False
-            self.in_head.leave(self._address)
+            self.in_head.leave(self, self._address)
 
     def _head_timed_out(self) -> None:
         self._head_timer = None

@@ -140,12 +140,14 @@ class Settings:
         32 * 1024, "largest HTTP request head, cookies included (431; 0: no limit)"
     )
     max_handshakes: int = _setting(
-        256,
-        "connections at once still sending their request head; keeps slow-header floods from "
-        "taking every file descriptor (503; 0: no limit)",
+        1024,
+        "connections at once still sending their request head; past it the oldest slow one "
+        "(over 1 s) is closed (408), or the newcomer refused if all are fresh (503; 0: no limit)",
     )
     max_handshakes_per_ip: int = _setting(
-        16, "connections at once from one address still sending their request head (429; 0: none)"
+        16,
+        "slow request heads (over 1 s) one address may hold: past it its oldest is closed "
+        "(408); fresh bursts pass (0: no limit)",
     )
     max_clients_per_room: int = _setting(
         1000, "connections one room accepts; each edit is sent to all of them (4503; 0: no limit)"
