@@ -205,13 +205,13 @@ class Room:
         refused (too deep, too much pending: before yrs sees a byte) or if the
         CRDT rejects it."""
         scan = self.structure.scan(update)
-        self._scanned = (update, scan)
         try:
             # Decode without touching the document first: a malformed update
             # must never half-apply to the room's doc.
             get_state(update)
         except ValueError as exc:
             raise codec.ProtocolError("update could not be decoded") from exc
+        self._scanned = (update, scan)
         state_before = self.doc.get_state()
         self._origin = origin
         try:
