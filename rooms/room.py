@@ -28,7 +28,7 @@ from ysync.rooms import codec
 from ysync.rooms.awareness import AwarenessState, Owner
 from ysync.rooms.lib0 import Reader
 from ysync.rooms.protocols import Peer
-from ysync.rooms.structure import Scan, StructureIndex
+from ysync.rooms.structure import PendingOverflow, Scan, StructureIndex
 from ysync.rooms.vocabulary import CloseCode, Refusal
 
 log = logging.getLogger("ysync.room")
@@ -167,7 +167,11 @@ class Room:
                 # when it reconnects): refused, never dropped.
                 peer.close(refusal)
                 return None
-            self.apply_update(message.update, peer)
+            try:
+                self.apply_update(message.update, peer)
+            except PendingOverflow as exc:
+                # Honest clients hit this only while this node lags behind another.
+                peer.close(Refusal(CloseCode.OVER_CAPACITY, f"{exc.reason}, retry later"))
         elif isinstance(message, codec.SyncStep1):
             try:
                 missing = self.doc.get_update(message.state_vector)

@@ -56,6 +56,12 @@ _HAS_ORIGIN, _HAS_RIGHT_ORIGIN, _HAS_PARENT_SUB = 0x80, 0x40, 0x20
 _ANY_FIXED = {127: 0, 126: 0, 124: 4, 123: 8, 122: 8, 121: 0, 120: 0}
 _ANY_INT, _ANY_STRING, _ANY_OBJECT, _ANY_ARRAY, _ANY_BYTES = 125, 119, 118, 117, 116
 
+
+class PendingOverflow(ProtocolError):
+    """Too much would wait for missing updates. Transient for an honest client (the
+    node may just be behind another): the room answers 4503, retry with backoff."""
+
+
 # The deepest nesting any node may be configured to accept, for readers that do
 # not know the setting (compaction): 7x below the ~30,000 that crash yrs.
 SAFE_NESTING_DEPTH = 4096
@@ -508,12 +514,12 @@ class StructureIndex:
 
     def _check_pending(self, scan: Scan) -> None:
         if self.max_pending and scan.pending_count > self.max_pending:
-            raise ProtocolError(
+            raise PendingOverflow(
                 f"{scan.pending_count} structs would wait for missing updates, over the "
                 f"{self.max_pending} allowed (max_gap_structs)"
             )
         if self.max_pending_bytes and scan.pending_bytes > self.max_pending_bytes:
-            raise ProtocolError(
+            raise PendingOverflow(
                 f"{scan.pending_bytes} bytes would wait for missing updates, over the "
                 f"{self.max_pending_bytes} allowed (max_gap_bytes)"
             )

@@ -114,12 +114,12 @@ class Settings:
     max_gap_structs: int = _setting(
         10_000,
         "structs of a room that may wait for an update they depend on (a clock gap); each "
-        "later update retries them (4413; 0: no limit)",
+        "later update retries them (4503; 0: no limit)",
     )
     max_gap_bytes: int = _setting(
         1024 * 1024,
         "bytes of such waiting structs per room; they count toward max_document_bytes "
-        "(4413; 0: no limit)",
+        "(4503; 0: no limit)",
     )
     max_connections_per_user: int = _setting(
         200,

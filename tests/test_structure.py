@@ -153,3 +153,16 @@ def test_repair_replaces_only_what_is_too_deep() -> None:
     room = Room("r")
     room.load([*fixed, deep_maps_delete(client=9)])
     assert str(room.doc.get("t", type=Text)) == "kept"
+
+
+def test_a_client_whose_update_would_overflow_the_pending_bound_gets_4503() -> None:
+    from fuzz.fuzz_codec import _Peer
+
+    room = _room(max_gap_structs=1)
+    peer = _Peer()
+    room.join(peer)
+    room.receive(peer, codec.SyncUpdate(_gapped(10, "x")), now=0.0)
+    assert peer.closed is None
+    room.receive(peer, codec.SyncUpdate(_gapped(20, "y")), now=0.0)
+    assert peer.closed is not None and peer.closed[0] == 4503
+    assert "max_gap_structs" in peer.closed[1]
