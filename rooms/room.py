@@ -66,6 +66,7 @@ class RoomConfig:
     max_nesting_depth: int = 256
     max_gap_structs: int = 10_000  # structs waiting for a missing update; 0: no bound
     max_gap_bytes: int = 1024 * 1024  # their bytes; 0: no bound
+    max_document_items: int = 0  # separate items client edits may grow it to; 0: none
 
 
 @dataclass(slots=True)
@@ -187,6 +188,13 @@ class Room:
         return None
 
     def _edit_refusal(self, update_size: int) -> Refusal | None:
+        items = self.config.max_document_items
+        if items and self.structure.items >= items:
+            # Memory grows with items, not bytes: many tiny separate ones cost most.
+            return Refusal(
+                CloseCode.TOO_LARGE,
+                f"document too large: {items} separate items (max_document_items)",
+            )
         limit = self.config.max_document_bytes
         if limit and self._outgrows_limit(update_size):
             # Its edits stay in the client; it must not reconnect and retry (44xx).

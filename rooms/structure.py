@@ -401,6 +401,7 @@ class StructureIndex:
         "_epoch",
         "_pending",
         "_runs",
+        "items",
         "max_depth",
         "max_pending",
         "max_pending_bytes",
@@ -415,6 +416,9 @@ class StructureIndex:
         self._pending = _NO_PENDING  # replaced by a store of its own when needed
         self._epoch = 0  # scans so far: a waiting struct is retried once per scan
         self._advanced: list[int] = []  # clients whose clock moved since keep_pending
+        # Structs integrated so far: an upper bound on yrs' blocks (it merges some),
+        # which is what a room's memory grows with (~200 bytes each).
+        self.items = 0
 
     @property
     def pending_count(self) -> int:
@@ -602,6 +606,7 @@ class StructureIndex:
                     runs = self._runs[client] = _Runs()
                 runs.add(max(end, struct.clock), struct.end, struct.depth)
             clock_end[client] = struct.end
+            self.items += 1
             if self._pending.count:  # only then can the advance release anything
                 self._advanced.append(client)
 

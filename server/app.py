@@ -220,6 +220,7 @@ def create_app(
                 awareness_timeout=settings.awareness_timeout,
                 max_document_bytes=limits.max_document_bytes,
                 max_nesting_depth=settings.max_nesting_depth,
+                max_document_items=settings.max_document_items,
                 max_gap_structs=settings.max_gap_structs,
                 max_gap_bytes=settings.max_gap_bytes,
             ),

@@ -106,6 +106,12 @@ class Settings:
         "(4413; 0: no limit); a room holds 2-40x this in memory (many tiny separate items "
         "cost the most)",
     )
+    max_document_items: int = _setting(
+        2_000_000,
+        "separate items (yrs blocks, ~200 bytes of memory each) client edits may grow a room "
+        "to: the memory bound max_document_bytes is not for documents of tiny items "
+        "(4413; 0: no limit)",
+    )
     max_nesting_depth: int = _setting(
         256,
         "deepest nesting of shared types, and of JSON values inside one item, an update may "
@@ -349,6 +355,7 @@ _NON_NEGATIVE = (
     "jwt_leeway",
     "token_expiry_grace",
     "max_document_bytes",
+    "max_document_items",
     "max_gap_structs",
     "max_gap_bytes",
     "max_connections_per_user",

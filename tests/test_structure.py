@@ -166,3 +166,20 @@ def test_a_client_whose_update_would_overflow_the_pending_bound_gets_4503() -> N
     room.receive(peer, codec.SyncUpdate(_gapped(20, "y")), now=0.0)
     assert peer.closed is not None and peer.closed[0] == 4503
     assert "max_gap_structs" in peer.closed[1]
+
+
+def test_client_edits_stop_at_max_document_items() -> None:
+    from fuzz.fuzz_codec import _Peer
+
+    room = _room(max_document_items=3)
+    peer = _Peer()
+    room.join(peer)
+    src = Doc()
+    text = src.get("t", type=Text)
+    for i in range(4):  # four separate items (each inserted at the start)
+        before = src.get_state()
+        text.insert(0, str(i))
+        room.receive(peer, codec.SyncUpdate(src.get_update(before)), now=0.0)
+    assert room.structure.items == 3
+    assert peer.closed is not None and peer.closed[0] == 4413
+    assert "max_document_items" in peer.closed[1]
