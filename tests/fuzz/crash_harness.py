@@ -289,21 +289,39 @@ async def _healthy(port: int) -> bool:
         return False
 
 
+# Through the environment, which a build without some of these settings ignores
+# (so the same harness can be pointed at an older ysync with PYTHONPATH).
+SERVER_ENVIRONMENT = {
+    "YSYNC_MAX_DOCUMENT_BYTES": "2000000",
+    "YSYNC_RATE_MESSAGES": "0",
+    "YSYNC_RATE_BYTES": "0",
+    "YSYNC_IP_CONNECTIONS_PER_MINUTE": "0",
+    "YSYNC_MAX_HANDSHAKES_PER_IP": "0",
+    "YSYNC_UNLOAD_GRACE": "0.5",  # a room per connection: do not keep them all
+}
+
+
+def _start(server: YsyncProcess) -> None:
+    """Start the server with SERVER_ENVIRONMENT, leaving this process's own as it was
+    (the suite runs this in-process: later tests must not inherit it)."""
+    saved = {name: os.environ.get(name) for name in SERVER_ENVIRONMENT}
+    os.environ.update(SERVER_ENVIRONMENT)
+    try:
+        server.start()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 async def run(total: int, seconds: float, concurrency: int, seed: int, log: Path) -> Tally:
     rng = random.Random(seed)
     inputs = Inputs(rng)
     tally = Tally()
-    # Through the environment, which a build without some of these settings ignores
-    # (so the same harness can be pointed at an older ysync with PYTHONPATH).
-    os.environ.update(
-        YSYNC_MAX_DOCUMENT_BYTES="2000000",
-        YSYNC_RATE_MESSAGES="0",
-        YSYNC_RATE_BYTES="0",
-        YSYNC_IP_CONNECTIONS_PER_MINUTE="0",
-        YSYNC_MAX_HANDSHAKES_PER_IP="0",
-        YSYNC_UNLOAD_GRACE="0.5",  # a room per connection: do not keep them all
-    )
-    server = YsyncProcess(log_path=log).start()
+    server = YsyncProcess(log_path=log)
+    _start(server)
     deadline = time.monotonic() + seconds
     job = 0
     try:
@@ -321,7 +339,7 @@ async def run(total: int, seconds: float, concurrency: int, seed: int, log: Path
                 tally.hangs += 1
                 print(f"HANG: /healthz silent after {tally.total} inputs", flush=True)
                 server.kill()
-                server.start()
+                _start(server)
             if job % (concurrency * 500) == 0:
                 print(f"{tally.total} inputs, {len(tally.crashes)} crashes", flush=True)
         if not await _healthy(server.port):
