@@ -334,7 +334,7 @@ async def run(total: int, seconds: float, concurrency: int, seed: int, log: Path
                 print(
                     f"CRASH: exit {server.proc.returncode} after {tally.total} inputs", flush=True
                 )
-                server.start()
+                _start(server)
             elif job % (concurrency * 50) == 0 and not await _healthy(server.port):
                 tally.hangs += 1
                 print(f"HANG: /healthz silent after {tally.total} inputs", flush=True)
