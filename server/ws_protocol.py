@@ -532,11 +532,11 @@ class _AsgiSide:
                 protocol._accept(
                     self.key, message.get("subprotocol"), list(message.get("headers", []))
                 )
+                if not protocol.close_sent:
+                    protocol._resume()  # what comes next is bounded by the budget now
                 if self.early_bytes:
                     early, self.early_bytes = bytes(self.early_bytes), bytearray()
                     protocol.data_received(early)
-                if not protocol.close_sent:
-                    protocol._resume()
             elif kind == "websocket.close":
                 protocol._refuse(_http_error(403, "Forbidden", message.get("reason") or "refused"))
                 self.disconnected(CloseCode.ABNORMAL)
