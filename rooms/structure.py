@@ -28,7 +28,7 @@ calls `commit` with what yrs integrated.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from heapq import merge
 from itertools import islice
@@ -65,6 +65,28 @@ class PendingOverflow(ProtocolError):
 # The deepest nesting any node may be configured to accept, for readers that do
 # not know the setting (compaction): 7x below the ~30,000 that crash yrs.
 SAFE_NESTING_DEPTH = 4096
+
+# Bytes that can open an Any array/object, and info bytes of a shared-type item
+# (content kind 7, any flags): nesting D deep needs at least D of them.
+_NESTING_BYTES = bytes((_ANY_ARRAY, _ANY_OBJECT))
+_TYPE_INFO_BYTES = bytes(flags | 7 for flags in range(0, 256, 32))
+
+
+def cannot_nest(updates: Sequence[bytes], depth: int) -> bool:
+    """True when these updates, together, certainly nest nothing `depth` deep: no
+    single one holds `depth` bytes that could open an Any level, and all of them
+    hold fewer than `depth` bytes that could be a shared type's item. Counted in C
+    (`bytes.translate`): a reader of many stored updates skips the scan with it."""
+    types = 0
+    for update in updates:
+        size = len(update)
+        if size - len(update.translate(None, _NESTING_BYTES)) >= depth:
+            return False
+        types += size - len(update.translate(None, _TYPE_INFO_BYTES))
+        if types >= depth:
+            return False
+    return True
+
 
 ROOT = 0  # ref kind: the parent is a root type (a name): its items sit at depth 0
 PARENT = 1  # ref is the parent type's item: depth = that item's depth + 1
