@@ -109,7 +109,7 @@ class Settings:
     max_document_items: int = _setting(
         2_000_000,
         "separate items (yrs blocks, ~200 bytes of memory each) client edits may grow a room "
-        "to: the memory bound max_document_bytes is not for documents of tiny items "
+        "to; max_document_bytes alone does not bound memory for documents of tiny items "
         "(4413; 0: no limit)",
     )
     max_nesting_depth: int = _setting(
