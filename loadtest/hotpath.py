@@ -13,6 +13,9 @@ Figures (median of `--repeat` runs), in CPU time of this process (`time.process_
 so that other processes on a shared machine do not count:
 
 - ``codec.decode`` / ``codec.encode``: one 100-byte-payload update frame.
+- ``update check``: what a room reads of that update before yrs sees it
+  (`ysync.rooms.structure`: scan, then the commit of what was integrated); part of
+  every fan-out figure too.
 - ``fan-out N``: one client update applied and written to N-1 other connections
   of its room, end-of-turn writes included (µs per update).
 - ``awareness N``: one cursor move applied and written to N-1 connections
@@ -47,6 +50,7 @@ from typing import Any
 from pycrdt import Doc, Map
 
 from ysync.rooms import codec
+from ysync.rooms.structure import StructureIndex
 from ysync.server.app import create_app
 from ysync.server.settings import Settings
 
@@ -86,6 +90,9 @@ class _Socket:
         pass
 
     def heartbeat(self) -> None:
+        pass
+
+    def limit_until_attached(self, max_buffered: int) -> None:
         pass
 
 
@@ -166,9 +173,22 @@ def bench_codec(items: int, repeat: int) -> dict[str, float]:
         for _ in range(items):
             codec.encode_update(update)
 
+    # What a room reads of each update before yrs sees it (rooms.structure): the
+    # scan, and the commit of what yrs integrated (the same bytes: reused), for
+    # successive edits as the benchmark's writers make them.
+    updates = [codec.decode(f).update for f in _update_frames(items * repeat)]  # type: ignore[union-attr]
+    index = StructureIndex(256)
+    pending = iter(updates)
+
+    def check() -> None:
+        for _ in range(items):
+            edit = next(pending)
+            index.commit(edit, index.scan(edit))
+
     return {
         "codec.decode µs": _time_per_item(decode, items, repeat),
         "codec.encode µs": _time_per_item(encode, items, repeat),
+        "update check µs": _time_per_item(check, items, repeat),
     }
 
 

@@ -126,17 +126,47 @@ def decode(frame: bytes, *, max_awareness_entries: int = 0) -> Message:
     return message
 
 
+# A state vector has one entry per client that ever edited the document; no real
+# document comes near this, and each entry costs the server work per SyncStep1.
+MAX_STATE_VECTOR_ENTRIES = 100_000
+# A lib0 varUint below 2**53 has at most 7 continuation bytes, and an 8th byte < 16.
+# Bytes mapped to c (continuation), s (small last byte), b (big last byte), so that
+# both rules are substring searches (C speed, whatever the length).
+_BYTE_CLASS = bytes(b"c"[0] if i >= 0x80 else b"s"[0] if i < 0x10 else b"b"[0] for i in range(256))
+_CONTINUATION_BYTES = bytes(range(0x80, 0x100))
+
+
 def check_state_vector(data: bytes) -> None:
-    """Raise `ProtocolError` unless `data` is a well-formed Yjs state vector."""
-    decode_state_vector(data)
+    """Raise `ProtocolError` unless `data` is a well-formed Yjs state vector of at
+    most MAX_STATE_VECTOR_ENTRIES entries. Checked in C (a regular expression),
+    not entry by entry in Python: a client may send one with every SyncStep1."""
+    reader = Reader(data)
+    count = _state_vector_size(reader, len(data))
+    rest = data[reader.pos :]
+    classes = rest.translate(_BYTE_CLASS)
+    if (
+        classes.endswith(b"c")
+        or b"cccccccc" in classes
+        or b"cccccccb" in classes
+        or len(rest.translate(None, _CONTINUATION_BYTES)) != 2 * count
+    ):
+        decode_state_vector(data)  # malformed: this names what (at most the cap's work)
+        reader.fail("malformed state vector")
+
+
+def _state_vector_size(reader: Reader, size: int) -> int:
+    count = reader.var_uint("state vector size")
+    if count > size:  # each entry takes at least two bytes
+        reader.fail(f"state vector claims {count} entries")
+    if count > MAX_STATE_VECTOR_ENTRIES:
+        reader.fail(f"state vector of {count} entries, over {MAX_STATE_VECTOR_ENTRIES}")
+    return count
 
 
 def decode_state_vector(data: bytes) -> dict[int, int]:
     """A Yjs state vector as {client id: clock}; raise `ProtocolError` if malformed."""
     reader = Reader(data)
-    count = reader.var_uint("state vector size")
-    if count > len(data):  # each entry takes at least two bytes
-        reader.fail(f"state vector claims {count} entries")
+    count = _state_vector_size(reader, len(data))
     clocks = {}
     for _ in range(count):
         client = reader.var_uint("state vector client id")

@@ -40,19 +40,23 @@ class Reader:
 
     def var_uint(self, what: str) -> int:
         data, pos = self.data, self.pos
+        if pos < len(data) and data[pos] < 0x80:  # most varints are one byte
+            self.pos = pos + 1
+            return data[pos]
+        end = min(len(data), pos + MAX_VARUINT_BYTES)
         value = 0
         shift = 0
-        for i in range(MAX_VARUINT_BYTES):
-            if pos + i >= len(data):
-                self.fail(f"truncated {what}")
-            byte = data[pos + i]
+        for i in range(pos, end):
+            byte = data[i]
             value |= (byte & 0x7F) << shift
             if byte < 0x80:
-                self.pos = pos + i + 1
+                self.pos = i + 1
                 if value > MAX_SAFE_INTEGER:
                     self.fail(f"{what} larger than 2**53")
                 return value
             shift += 7
+        if end - pos < MAX_VARUINT_BYTES:
+            self.fail(f"truncated {what}")
         self.fail(f"{what} varint longer than {MAX_VARUINT_BYTES} bytes")
 
     def var_bytes(self, what: str) -> bytes:

@@ -34,10 +34,15 @@ from pycrdt import get_update
 
 from ysync.rooms import codec
 from ysync.rooms.extensions import Extensions
-from ysync.rooms.protocols import Store, UpdateLog
+from ysync.rooms.protocols import Store, StoreError, UpdateLog
 from ysync.rooms.room import Origin, Room, RoomConfig, Source
 
 log = logging.getLogger("ysync.registry")
+
+
+class RoomDamaged(StoreError):
+    """The room's stored updates hold one this node refuses to apply (e.g. nesting
+    that would crash yrs): the room is not loaded until `ysync repair` fixes it."""
 
 
 class RoomRegistry:
@@ -61,6 +66,7 @@ class RoomRegistry:
         self._unloading: set[asyncio.Task[None]] = set()
         self._store_checks: dict[str, asyncio.Task[None]] = {}
         self.store_repairs = 0  # times the store lacked part of a loaded room (metrics, tests)
+        self.damaged_loads = 0  # loads refused because a stored update was refused
 
     async def acquire(self, name: str) -> Room:
         """The loaded room `name`, loading it first if needed (once, however
@@ -191,8 +197,18 @@ class RoomRegistry:
         room = Room(name, self.config, write_refusal=self.update_log.refusal)
         try:
             room.load(updates)
-        except codec.ProtocolError:
-            log.exception("stored update rejected; loading the rest", extra={"room": name})
+        except codec.ProtocolError as exc:
+            # Serving what loaded would hide the rest and let clients build on a
+            # partial document; applying the rest could crash the process.
+            room.close()
+            self.damaged_loads += 1
+            log.error(
+                "room not loaded: a stored update is refused (%s); run `ysync repair %s`",
+                exc.reason,
+                name,
+                extra={"room": name},
+            )
+            raise RoomDamaged(f"stored update refused: {exc.reason}") from None
         if room.pending:
             log.warning(
                 "room loaded with %d stored updates whose dependencies are missing;"

@@ -30,6 +30,7 @@ from ysync.rooms.awareness_identity import identity_fields, stamper
 from ysync.rooms.lib0 import Reader
 from ysync.rooms.pending import PendingUpdates, integrated
 from ysync.rooms.protocols import Peer
+from ysync.rooms.structure import PendingOverflow, Scan, StructureIndex
 from ysync.rooms.vocabulary import CloseCode, Refusal
 
 log = logging.getLogger("ysync.room")
@@ -73,6 +74,11 @@ class RoomConfig:
     stamp_identity: bool = True
     # Shared by every room of a node: what the awareness bounds dropped (metrics).
     awareness_stats: AwarenessStats = field(default_factory=AwarenessStats)
+    # Far below the ~30,000 levels that overflow yrs' native stack (rooms.structure).
+    max_nesting_depth: int = 256
+    max_gap_structs: int = 10_000  # structs waiting for a missing update; 0: no bound
+    max_gap_bytes: int = 1024 * 1024  # their bytes; 0: no bound
+    max_document_items: int = 0  # separate items client edits may grow it to; 0: none
 
 
 class AwarenessOutbox(Protocol):
@@ -123,6 +129,14 @@ class Room:
         self.awareness_outbox: AwarenessOutbox | None = None  # None: broadcast at once
         self._origin: Origin = Source.SERVER
         self._closed = False
+        # What the document's structure is and what yrs keeps pending: every
+        # update is checked against it before yrs decodes it.
+        self.structure = StructureIndex(
+            config.max_nesting_depth,
+            max_pending=config.max_gap_structs,
+            max_pending_bytes=config.max_gap_bytes,
+        )
+        self._scanned: tuple[bytes, Scan] | None = None  # the update being applied
         self._subscription = self.doc.observe(self._on_change)
 
     # -- connections ------------------------------------------------------------
@@ -189,7 +203,11 @@ class Room:
                 # when it reconnects): refused, never dropped.
                 peer.close(refusal)
                 return None
-            self.apply_update(message.update, peer)
+            try:
+                self.apply_update(message.update, peer)
+            except PendingOverflow as exc:
+                # Honest clients hit this only while this node lags behind another.
+                peer.close(Refusal(CloseCode.OVER_CAPACITY, f"{exc.reason}, retry later"))
         elif isinstance(message, codec.SyncStep1):
             try:
                 missing = self.doc.get_update(message.state_vector)
@@ -208,6 +226,13 @@ class Room:
 
     def edit_refusal(self, update_size: int) -> Refusal | None:
         """Why an edit of `update_size` bytes must be refused now (size limit, store backlog), or None."""
+        items = self.config.max_document_items
+        if items and self.structure.items >= items:
+            # Memory grows with items, not bytes: many tiny separate ones cost most.
+            return Refusal(
+                CloseCode.TOO_LARGE,
+                f"document too large: {items} separate items (max_document_items)",
+            )
         limit = self.config.max_document_bytes
         if limit and self._outgrows_limit(update_size):
             # Its edits stay in the client; it must not reconnect and retry (44xx).
@@ -220,18 +245,23 @@ class Room:
     # -- changes from any origin ---------------------------------------------------
 
     def load(self, updates: list[bytes]) -> None:
-        """Apply stored updates (origin STORE: not stored again, not published)."""
+        """Apply stored updates (origin STORE: not stored again, not published).
+        Raises `codec.ProtocolError` at the first one refused (the rest is not applied)."""
         for update in updates:
             self.apply_update(update, Source.STORE)
 
     def apply_update(self, update: bytes, origin: Origin) -> None:
-        """Apply a Yjs update. Raises `codec.ProtocolError` if the CRDT rejects it."""
+        """Apply a Yjs update. Raises `codec.ProtocolError` if its structure is
+        refused (too deep, too much pending: before yrs sees a byte) or if the
+        CRDT rejects it."""
+        scan = self.structure.scan(update)
         try:
             # Decode without touching the document first: a malformed update
             # must never half-apply to the room's doc.
             get_state(update)
         except ValueError as exc:
             raise codec.ProtocolError("update could not be decoded") from exc
+        self._scanned = (update, scan)
         state_before = self.doc.get_state()
         self._origin = origin
         self._last_delta = None
@@ -248,6 +278,8 @@ class Room:
             raise codec.ProtocolError("update rejected by the CRDT") from None
         finally:
             self._origin = Source.SERVER
+            self._scanned = None
+            self.structure.keep_pending(scan)
         self._track_pending(update, state_before, origin)
 
     def _track_pending(self, update: bytes, state_before: bytes, origin: Origin) -> None:
@@ -384,6 +416,8 @@ class Room:
     def _outgrows_limit(self, update_size: int) -> bool:
         # An update grows the encoded document by at most about its own size.
         limit = self.config.max_document_bytes
+        # Pending structs count too: the update that fills their gap brings them in.
+        update_size += self.structure.pending_bytes
         if self._measured_bytes + self._added_bytes + update_size <= limit:
             return False  # the common case: far below the limit, no encoding
         # The estimate says over. Measure exactly, but at most once per 1/64 of
@@ -418,6 +452,14 @@ class Room:
             # that fills the gap carries these structs too.
             return
         self._added_bytes += len(delta)
+        scanned = self._scanned
+        try:
+            # Usually yrs integrates an update exactly as sent: no second read.
+            self.structure.commit(
+                delta, scanned[1] if scanned is not None and scanned[0] == delta else None
+            )
+        except Exception:  # a bug here must not break the transaction
+            log.exception("structure index failed", extra={"room": self.name})
         origin = self._origin
         sender = origin if not isinstance(origin, Source) else None
         if origin is not Source.STORE:

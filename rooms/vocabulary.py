@@ -23,6 +23,7 @@ class CloseCode(IntEnum):
     NO_STATUS = 1005  # a close frame without a code (never sent)
     ABNORMAL = 1006  # no close frame at all: the TCP connection dropped (never sent)
     INVALID_DATA = 1007  # a text frame that is not UTF-8
+    POLICY_VIOLATION = 1008  # a flood of control frames
     MESSAGE_TOO_BIG = 1009  # a WebSocket frame past the protocol's own bound
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012  # draining: reconnect (elsewhere, or here once restarted)

@@ -15,6 +15,7 @@ the request through. Nothing here touches the socket.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from urllib.parse import parse_qsl
 
 from starlette.types import Scope
@@ -40,12 +41,15 @@ class Admission:
         max_rooms: int = 0,
         max_clients_per_room: int = 0,
         token_expiry_grace: float = 0.0,
+        max_connections_per_user: int = 0,
+        max_rooms_per_user: int = 0,
     ) -> None:
         self.extensions = extensions
         self.registry = registry
         self.max_rooms = max_rooms
         self.max_clients_per_room = max_clients_per_room
         self.token_expiry_grace = token_expiry_grace
+        self.quota = UserQuota(max_connections_per_user, max_rooms_per_user)
 
     @property
     def waits_for_auth_message(self) -> bool:
@@ -95,6 +99,57 @@ class Admission:
                 CloseCode.OVER_CAPACITY, f"node full: {limit} rooms open (max_rooms), retry later"
             )
         return None
+
+
+class UserQuota:
+    """What one authenticated user (a token's `sub`) may hold on this node: open
+    connections, and distinct rooms among them — so a viewer with a glob grant
+    cannot fill `max_rooms` or the node's sockets alone. Anonymous connections
+    (auth off) have no user to count: the per-address limits apply to them."""
+
+    def __init__(self, max_connections: int = 0, max_rooms: int = 0) -> None:
+        self.max_connections = max_connections  # 0: no bound
+        self.max_rooms = max_rooms
+        self._rooms: dict[str, Counter[str]] = {}  # user -> room -> connections
+        self._held: dict[object, tuple[str, str]] = {}  # session -> (user, room)
+
+    def refusal(self, identity: Identity, room: str) -> Refusal | None:
+        """Why `identity` may not open one more connection to `room`, or None."""
+        user = identity.user_id
+        rooms = self._rooms.get(user) if user is not None else None
+        if rooms is None:
+            return None
+        if self.max_connections and rooms.total() >= self.max_connections:
+            return Refusal(
+                CloseCode.OVER_CAPACITY,
+                f"{self.max_connections} connections open for this user "
+                "(max_connections_per_user), retry later",
+            )
+        if self.max_rooms and room not in rooms and len(rooms) >= self.max_rooms:
+            return Refusal(
+                CloseCode.OVER_CAPACITY,
+                f"{self.max_rooms} rooms open for this user (max_rooms_per_user), retry later",
+            )
+        return None
+
+    def add(self, session: object, identity: Identity, room: str) -> None:
+        user = identity.user_id
+        if user is None:
+            return
+        self._rooms.setdefault(user, Counter())[room] += 1
+        self._held[session] = (user, room)
+
+    def remove(self, session: object) -> None:
+        held = self._held.pop(session, None)
+        if held is None:
+            return
+        user, room = held
+        rooms = self._rooms[user]
+        rooms[room] -= 1
+        if rooms[room] <= 0:
+            del rooms[room]
+        if not rooms:
+            del self._rooms[user]
 
 
 def room_name_refusal(name: str) -> Refusal | None:

@@ -56,6 +56,7 @@ from ysync.server.comments import CommentsExtension
 from ysync.server.demo import DemoExtension
 from ysync.server.drain import RESTART, Drain
 from ysync.server.hocuspocus import HocuspocusEndpoint, HocuspocusLimits
+from ysync.server.http_head import HeadLimits, HttpHeadProtocol
 from ysync.server.lifecycle import RoomLifecycle
 from ysync.server.limits import Limits, LimitsExtension
 from ysync.server.locks import LocksExtension
@@ -212,6 +213,7 @@ def _cors(settings: Settings) -> list[Middleware]:
 def create_app_from_env() -> Starlette:
     """The app a `--workers N` worker process builds from its `YSYNC_*` environment."""
     settings = Settings.from_env()
+    HttpHeadProtocol.configure(HeadLimits.from_settings(settings))
     configure_logs(
         settings.log_format, settings.log_level, node=f"{os.uname().nodename}:{os.getpid()}"
     )
@@ -288,6 +290,10 @@ def create_app(
                 max_document_bytes=limits.max_document_bytes,
                 awareness_clients_per_connection=settings.awareness_clients_per_connection,
                 awareness_state_bytes=settings.awareness_state_bytes,
+                max_nesting_depth=settings.max_nesting_depth,
+                max_document_items=settings.max_document_items,
+                max_gap_structs=settings.max_gap_structs,
+                max_gap_bytes=settings.max_gap_bytes,
             ),
             unload_grace=settings.unload_grace,
         )
@@ -303,6 +309,8 @@ def create_app(
             send_buffer_node_bytes=settings.send_buffer_node_bytes,
             awareness_tick=settings.awareness_tick,
             max_awareness_entries=settings.awareness_entries_per_message,
+            max_connections_per_user=settings.max_connections_per_user,
+            max_rooms_per_user=settings.max_rooms_per_user,
         )
         log.info("authentication: %s", node_extensions.describe_auth())
         update_log.on_commit = metrics.observe_commit

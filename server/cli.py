@@ -16,11 +16,12 @@ import uvicorn
 from ysync import __version__
 from ysync.clients import cli as client_cli
 from ysync.clients import comments_cli, presence_cli, rooms_cli
-from ysync.server import importer
+from ysync.server import importer, repair
 from ysync.server import settings as settings_module
 from ysync.server import status as status_command
 from ysync.server.app import create_app
 from ysync.server.auth import JwtVerifier
+from ysync.server.http_head import HeadLimits, HttpHeadProtocol
 from ysync.server.logs import configure
 from ysync.server.seeding import read_seed
 from ysync.server.settings import Settings
@@ -41,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     presence_cli.add_commands(commands)  # presence, locks
     status_command.add_command(commands)
     importer.add_command(commands)
+    repair.add_command(commands)
     return parser
 
 
@@ -58,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status_command.run(args)
     if args.command == importer.COMMAND:
         return importer.run(args)
+    if args.command == repair.COMMAND:
+        return repair.run(args)
     try:
         settings = settings_module.from_arguments(args)
         _check_supported(settings)
@@ -95,6 +99,7 @@ def serve(settings: Settings) -> int:
     if settings.demo:
         site = f"http://{settings.host}:{settings.port}"
         log.info("demo: %s/  inspector: %s/inspect  (--no-demo turns them off)", site, site)
+    HttpHeadProtocol.configure(HeadLimits.from_settings(settings))
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -106,6 +111,8 @@ def serve(settings: Settings) -> int:
         # ysync's own protocol: frames go straight to the rooms, with no task,
         # queue or parser stack per connection (see ysync.server.ws_protocol).
         "ws": YsyncWebSocketProtocol,
+        # uvicorn's httptools protocol with request-head deadlines and limits.
+        "http": HttpHeadProtocol,
         "log_config": None,
         "access_log": False,
         "lifespan": "on",

@@ -48,8 +48,10 @@ from pycrdt import get_state, merge_updates
 
 from ysync.loadtest.node import NodeError, ensure_node_modules
 from ysync.persistence.urls import open_store
+from ysync.rooms.lib0 import ProtocolError
 from ysync.rooms.protocols import Store, StoreError
 from ysync.rooms.room import Room
+from ysync.rooms.structure import SAFE_NESTING_DEPTH, StructureIndex
 
 COMMAND = "import"
 SOURCES = ("hocuspocus-sqlite", "y-leveldb", "pycrdt-sqlite", "files")
@@ -186,20 +188,38 @@ def _checked(name: str, data: object) -> Document:
     if not isinstance(data, bytes | bytearray | memoryview):
         return Document(name, None, "not binary data")
     update = bytes(data)
-    try:
-        get_state(update)
-    except ValueError:
-        return Document(name, None, "not a Yjs update")
+    refused = _refused([update])
+    if refused is not None:
+        return Document(name, None, refused)
     return Document(name, update)
 
 
 def _merged(name: str, parts: list[bytes]) -> Document:
+    refused = _refused(parts)
+    if refused is not None:
+        return Document(name, None, refused)
     try:
-        for part in parts:
-            get_state(part)
         return Document(name, parts[0] if len(parts) == 1 else merge_updates(*parts))
     except ValueError:
         return Document(name, None, "not a Yjs update")
+
+
+def _refused(parts: list[bytes]) -> str | None:
+    """Why these updates may not be imported: not Yjs, or nested deep enough to crash
+    yrs (read by `ysync.rooms.structure` before yrs sees them); None if fine."""
+    structure = StructureIndex(SAFE_NESTING_DEPTH)
+    for part in parts:
+        try:
+            structure.scan(part)
+        except ProtocolError as exc:
+            if "nest" not in exc.reason:
+                return "not a Yjs update"
+            return f"refused: {exc.reason}"
+        try:
+            get_state(part)
+        except ValueError:
+            return "not a Yjs update"
+    return None
 
 
 def read_source(source: str, path: Path, table: str = "documents") -> Iterator[Document]:

@@ -14,6 +14,11 @@ untouched:
 | rooms per node (max_rooms)                  | 4503       |
 | Origin not allowed (allowed_origins)        | 4403       |
 
+Elsewhere: update nesting and pending structs (`ysync.rooms.structure`, 4400),
+request heads (`ysync.server.http_head`: 408/431/429/503), frames and the
+pre-authentication buffer (`ysync.server.ws_frames`/`ws_protocol`), per-user
+quotas (`ysync.server.admission.UserQuota`, 4503); all in docs/security.md.
+
 All checks are O(1) per message or per connection; no timers, no tasks.
 `LimitsExtension` applies the per-address, Origin, message-size and rate
 limits; the capacity limits are the endpoint's admission

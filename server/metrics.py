@@ -176,6 +176,11 @@ class Metrics:
             "State-vector syncs requested from other nodes (gaps, reconnects)",
             registry=r,
         )
+        self.damaged_loads = Counter(
+            "ysync_rooms_damaged_total",
+            "Room loads refused because a stored update was refused (run ysync repair)",
+            registry=r,
+        )
         self.gc_pauses = Histogram(
             "ysync_gc_pause_seconds",
             "Garbage-collector pauses (every client waits during one)",
@@ -230,6 +235,7 @@ class Metrics:
         for reason in ("foreign", "over_cap", "too_large", "not_object", "truncated"):
             total = getattr(dropped, reason)
             self._fold(f"aw:{reason}", total, self.awareness_dropped.labels(reason))
+        self._fold("damaged", node.registry.damaged_loads, self.damaged_loads)
         stats = node.endpoint.stats
         for kind in FrameKind:
             name = kind.label

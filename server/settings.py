@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
+from ysync.rooms.structure import SAFE_NESTING_DEPTH
+
 
 def _setting(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices})
@@ -142,8 +144,58 @@ class Settings:
     )
     max_document_bytes: int = _setting(
         32 * 1024 * 1024,
-        "largest encoded document client edits may grow a room to; bounds memory per room "
+        "largest encoded document client edits may grow a room to, pending data included "
+        "(4413; 0: no limit); a room holds 2-40x this in memory (many tiny separate items "
+        "cost the most)",
+    )
+    max_document_items: int = _setting(
+        2_000_000,
+        "separate items (yrs blocks, ~200 bytes of memory each) client edits may grow a room "
+        "to; max_document_bytes alone does not bound memory for documents of tiny items "
         "(4413; 0: no limit)",
+    )
+    max_nesting_depth: int = _setting(
+        256,
+        "deepest nesting of shared types, and of JSON values inside one item, an update may "
+        "build; yrs crashes the process past ~30,000 (4400)",
+    )
+    max_gap_structs: int = _setting(
+        10_000,
+        "structs of a room that may wait for an update they depend on (a clock gap); each "
+        "later update retries them (4503; 0: no limit)",
+    )
+    max_gap_bytes: int = _setting(
+        1024 * 1024,
+        "bytes of such waiting structs per room; they count toward max_document_bytes "
+        "(4503; 0: no limit)",
+    )
+    max_connections_per_user: int = _setting(
+        200,
+        "y-websocket connections one authenticated user (token sub) may hold on this node "
+        "(4503; 0: no limit)",
+    )
+    max_rooms_per_user: int = _setting(
+        100,
+        "distinct rooms one authenticated user may hold open on this node; a glob grant cannot "
+        "fill max_rooms alone (4503; 0: no limit)",
+    )
+    header_timeout: float = _setting(
+        10.0,
+        "seconds a connection has to send a complete HTTP request head (408; 0: no limit); "
+        "idle and slow-header sockets are closed after it",
+    )
+    max_header_bytes: int = _setting(
+        32 * 1024, "largest HTTP request head, cookies included (431; 0: no limit)"
+    )
+    max_handshakes: int = _setting(
+        1024,
+        "connections at once still sending their request head; past it the oldest slow one "
+        "(over 1 s) is closed (408), or the newcomer refused if all are fresh (503; 0: no limit)",
+    )
+    max_handshakes_per_ip: int = _setting(
+        16,
+        "slow request heads (over 1 s) one address may hold: past it its oldest is closed "
+        "(408); fresh bursts pass (0: no limit)",
     )
     max_clients_per_room: int = _setting(
         1000, "connections one room accepts; each edit is sent to all of them (4503; 0: no limit)"
@@ -351,6 +403,11 @@ class Settings:
             )
 
     def _validate_limits(self) -> None:
+        if self.max_nesting_depth > SAFE_NESTING_DEPTH:
+            raise ValueError(
+                f"max_nesting_depth must be at most {SAFE_NESTING_DEPTH}: "
+                "yrs crashes the process on nesting not far past it"
+            )
         if self.rate_messages and self.rate_messages_burst < 1:
             raise ValueError("rate_messages_burst must be at least 1")
         if self.rate_bytes and self.rate_bytes_burst < self.max_message_bytes:
@@ -393,6 +450,15 @@ _NON_NEGATIVE = (
     "jwt_leeway",
     "token_expiry_grace",
     "max_document_bytes",
+    "max_document_items",
+    "max_gap_structs",
+    "max_gap_bytes",
+    "max_connections_per_user",
+    "max_rooms_per_user",
+    "header_timeout",
+    "max_header_bytes",
+    "max_handshakes",
+    "max_handshakes_per_ip",
     "max_clients_per_room",
     "max_rooms",
     "rate_messages",
@@ -415,6 +481,7 @@ _NON_NEGATIVE = (
 )
 _POSITIVE = (
     "store_audit_interval",
+    "max_nesting_depth",
     "auth_timeout",
     "presence_feed_rate",
     "event_queue",

@@ -26,9 +26,10 @@ from ysync.rooms import codec
 from ysync.rooms.extensions import Extensions
 from ysync.rooms.hooks import ConnectionRequest, Identity
 from ysync.rooms.protocols import StoreError
-from ysync.rooms.registry import RoomRegistry
+from ysync.rooms.registry import RoomDamaged, RoomRegistry
 from ysync.rooms.vocabulary import CloseCode, Refusal
 from ysync.server.admission import Admission, request_from_scope
+from ysync.server.auth import MAX_TOKEN_BYTES
 from ysync.server.connection import ClientConnection, RoomSession
 from ysync.server.metrics import TransportStats
 from ysync.server.senders import Broadcaster, DirectSender, QueuedSender, Sender, Socket
@@ -36,11 +37,17 @@ from ysync.server.senders import Broadcaster, DirectSender, QueuedSender, Sender
 log = logging.getLogger("ysync.transport")
 
 STORE_UNAVAILABLE = Refusal(CloseCode.TRY_AGAIN_LATER, "document storage unavailable, retry later")
+ROOM_DAMAGED = Refusal(
+    CloseCode.TRY_AGAIN_LATER, "room unavailable: its stored document is refused (ysync repair)"
+)
 TOKEN_MISSING = Refusal(
     CloseCode.UNAUTHORIZED,
     "token missing: send ?token=, Authorization: Bearer, or an auth message first",
 )
 _KEEPALIVE_SLICE = 100  # connections visited at once by the keep-alive sweep
+# Until a connection is admitted, ysync's protocol holds at most this much of
+# what it sends (room for an auth message with a 16 KiB token), then stops reading.
+PRE_AUTH_BUFFER_BYTES = 2 * MAX_TOKEN_BYTES
 
 
 def direct_socket(scope: Scope) -> Socket | None:
@@ -71,6 +78,8 @@ class WebSocketEndpoint:
         send_buffer_node_bytes: int = 0,
         awareness_tick: float = 0.0,
         max_awareness_entries: int = 0,
+        max_connections_per_user: int = 0,
+        max_rooms_per_user: int = 0,
     ) -> None:
         self.registry = registry
         self.extensions = extensions
@@ -80,6 +89,8 @@ class WebSocketEndpoint:
             max_rooms=max_rooms,
             max_clients_per_room=max_clients_per_room,
             token_expiry_grace=token_expiry_grace,
+            max_connections_per_user=max_connections_per_user,
+            max_rooms_per_user=max_rooms_per_user,
         )
         self.send_queue_frames = send_queue_frames
         self.send_queue_bytes = send_queue_bytes
@@ -101,6 +112,9 @@ class WebSocketEndpoint:
         connect = await receive()
         if connect["type"] != "websocket.connect":
             return
+        socket = direct_socket(scope)
+        if socket is not None:
+            socket.limit_until_attached(PRE_AUTH_BUFFER_BYTES)
         request = request_from_scope(scope, scope["path_params"]["room"])
         accepted = False
         refusal = await self.admission.screen(request)
@@ -129,11 +143,18 @@ class WebSocketEndpoint:
         request: ConnectionRequest,
         identity: Identity,
     ) -> None:
+        refusal = self.admission.quota.refusal(identity, request.room)
+        if refusal is not None:  # before the room is loaded: a quota bounds loads too
+            await self.refuse(send, request, identity, refusal)
+            return
         try:
             room = await self.registry.acquire(request.room)
         except StoreError as exc:
             log.error("room could not be loaded: %s", exc, extra={"room": request.room})
-            await self.refuse(send, request, identity, STORE_UNAVAILABLE)
+            damaged = isinstance(exc, RoomDamaged)
+            await self.refuse(
+                send, request, identity, ROOM_DAMAGED if damaged else STORE_UNAVAILABLE
+            )
             return
         refusal = self.admission.room_full(room)
         if refusal is not None:
@@ -144,6 +165,7 @@ class WebSocketEndpoint:
         self.connections += 1
         self.broadcaster.awareness.attach(room)
         session = connection.join(room, self.broadcaster.ywebsocket)
+        self.admission.quota.add(session, identity, room.name)
         self.extensions.joined(room, session, request)
         if self.closing_all is not None:
             connection.close(self.closing_all)  # admitted while `close_all` ran
@@ -240,6 +262,7 @@ class WebSocketEndpoint:
 
     def leave_room(self, session: RoomSession) -> None:
         """A session ends: out of its room (its awareness states removed), room released."""
+        self.admission.quota.remove(session)
         room = session.room
         room.leave(session)
         self.extensions.left(room, session)

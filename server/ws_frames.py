@@ -58,23 +58,75 @@ def parse_close(payload: bytes) -> tuple[int, str]:
     return code, reason
 
 
+MAX_FRAGMENTS = 4096  # fragments of one message (browsers never fragment; libraries use >= 4 KiB)
+MAX_CONTROL_RUN = 256  # control frames in a row with no data frame between them
+
+
 class FrameReader:
     """Turns a client's byte stream into `(opcode, payload)` pairs: whole TEXT or
     BINARY messages (payload bytes; text is not decoded here), and CLOSE, PING
-    and PONG frames."""
+    and PONG frames.
 
-    __slots__ = ("_buffer", "_fragments", "_fragments_size", "_message_opcode", "max_size")
+    Bytes that do not complete a frame wait in one bytearray that grows in
+    place (amortised O(1) per read, however many reads a large frame takes);
+    fragments are unmasked into one bytearray as they come (no object per
+    fragment), at most MAX_FRAGMENTS of them per message. Past MAX_CONTROL_RUN
+    control frames with no data frame between them the client is refused: a
+    ping costs a pong, and an empty control frame costs nothing to send.
+
+    `discard = True` (a close handshake under way) drops data frames' payloads
+    as they arrive, buffering none of them: only control frames are returned."""
+
+    __slots__ = (
+        "_buffer",
+        "_control_run",
+        "_fragment_count",
+        "_fragments",
+        "_message_opcode",
+        "_skip",
+        "discard",
+        "max_size",
+        "too_large",
+    )
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
-        self._buffer = b""
-        self._fragments: list[bytes] | None = None  # a fragmented message so far
-        self._fragments_size = 0
+        # The close code and reason of a message over max_size (callers may name their limit).
+        self.too_large: tuple[int, str] | None = None
+        self.discard = False
+        self._buffer = bytearray()
+        self._fragments: bytearray | None = None  # a fragmented message so far
+        self._fragment_count = 0
         self._message_opcode = 0
+        self._control_run = 0
+        self._skip = 0  # payload bytes still to drop (discard mode)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held: a partial frame, and a fragmented message so far."""
+        return len(self._buffer) + (len(self._fragments) if self._fragments is not None else 0)
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        buffer = self._buffer + data if self._buffer else data
+        buffer: bytes | bytearray
+        if self._skip:
+            dropped = min(self._skip, len(data))
+            self._skip -= dropped
+            data = data[dropped:]
+        if self._buffer:
+            self._buffer += data
+            buffer = self._buffer
+        else:
+            buffer = data
         out: list[tuple[int, bytes]] = []
+        position = self._frames(buffer, out)
+        if buffer is self._buffer:
+            del self._buffer[:position]
+        elif position < len(buffer):
+            self._buffer = bytearray(memoryview(buffer)[position:])
+        return out
+
+    def _frames(self, buffer: bytes | bytearray, out: list[tuple[int, bytes]]) -> int:
+        """Read every complete frame of `buffer` into `out`; where the rest starts."""
         position, end = 0, len(buffer)
         while end - position >= 2:
             first, second = buffer[position], buffer[position + 1]
@@ -95,18 +147,31 @@ class FrameReader:
                     break
                 length = int.from_bytes(buffer[position + 2 : position + 10], "big")
             opcode = first & 0x0F
-            self._check(opcode, bool(first & 0x80), length)
+            final = bool(first & 0x80)
+            self._check(opcode, final, length)
+            if self.discard and opcode not in _CONTROL:
+                if end - position < header:
+                    break
+                # Drop the payload as it comes, buffering none of it.
+                available = min(length, end - position - header)
+                self._skip = length - available
+                position += header + available
+                self._fragments = None
+                continue
             if end - position < header + length:
                 break
-            mask = buffer[position + header - 4 : position + header]
             start = position + header
-            payload = apply_mask(buffer[start : start + length], mask) if length else b""
+            mask = buffer[start - 4 : start]
             position = start + length
-            message = self._frame(opcode, bool(first & 0x80), payload)
+            if opcode in _CONTROL:
+                view = memoryview(buffer)[start:position]
+                out.append((opcode, apply_mask(view, bytes(mask)) if length else b""))
+                continue
+            self._control_run = 0
+            message = self._data(opcode, final, buffer, start, length, mask)
             if message is not None:
                 out.append(message)
-        self._buffer = buffer[position:] if position < end else b""
-        return out
+        return position
 
     def _check(self, opcode: int, final: bool, length: int) -> None:
         """Refuse a frame from its header alone, before buffering its payload."""
@@ -115,6 +180,12 @@ class FrameReader:
                 raise FrameError(
                     CLOSE_PROTOCOL_ERROR, "control frames must be final and ≤ 125 bytes"
                 )
+            self._control_run += 1
+            if self._control_run > MAX_CONTROL_RUN:
+                raise FrameError(
+                    CloseCode.POLICY_VIOLATION,
+                    f"more than {MAX_CONTROL_RUN} control frames without a message",
+                )
             return
         if opcode in _DATA:
             if self._fragments is not None:
@@ -122,29 +193,45 @@ class FrameReader:
             size = length
         elif opcode == CONTINUATION:
             if self._fragments is None:
+                if self.discard:
+                    return
                 raise FrameError(CLOSE_PROTOCOL_ERROR, "continuation frame with no message")
-            size = self._fragments_size + length
+            size = len(self._fragments) + length
+            if self._fragment_count >= MAX_FRAGMENTS:
+                raise FrameError(CLOSE_TOO_LARGE, f"message in more than {MAX_FRAGMENTS} fragments")
         else:
             raise FrameError(CLOSE_PROTOCOL_ERROR, f"unknown opcode {opcode}")
         if size > self.max_size:
-            raise FrameError(CLOSE_TOO_LARGE, f"message larger than {self.max_size} bytes")
+            code, reason = self.too_large or (
+                CLOSE_TOO_LARGE,
+                f"message larger than {self.max_size} bytes",
+            )
+            raise FrameError(code, reason)
 
-    def _frame(self, opcode: int, final: bool, payload: bytes) -> tuple[int, bytes] | None:
-        if opcode in _CONTROL:
-            return opcode, payload
+    def _data(
+        self,
+        opcode: int,
+        final: bool,
+        buffer: bytes | bytearray,
+        start: int,
+        length: int,
+        mask: bytes | bytearray,
+    ) -> tuple[int, bytes] | None:
+        view = memoryview(buffer)[start : start + length]
+        payload = apply_mask(view, bytes(mask)) if length else b""
         if opcode != CONTINUATION:
             if final:
                 return opcode, payload
             self._message_opcode = opcode
-            self._fragments = [payload]
-            self._fragments_size = len(payload)
+            self._fragments = bytearray(payload)
+            self._fragment_count = 1
             return None
-        assert self._fragments is not None  # _check refused a stray continuation
-        self._fragments.append(payload)
-        self._fragments_size += len(payload)
+        fragments = self._fragments
+        assert fragments is not None  # _check refused a stray continuation
+        fragments += payload
+        self._fragment_count += 1
         if not final:
             return None
-        message = b"".join(self._fragments)
         self._fragments = None
-        self._fragments_size = 0
-        return self._message_opcode, message
+        self._fragment_count = 0
+        return self._message_opcode, bytes(fragments)

@@ -39,6 +39,7 @@ log = logging.getLogger("ysync.server")
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CLOSE_TIMEOUT = 15.0  # seconds a close handshake may take before the connection is dropped
 _MAX_REQUEST = 64 * 1024
+_MAX_EARLY = 64 * 1024  # bytes read past the request head before the app answers it
 
 OnMessage = Callable[[bytes | str], None]
 
@@ -47,8 +48,17 @@ def accept_key(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + _GUID).digest())
 
 
+_ERROR_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    426: "upgrade_required",
+    431: "headers_too_large",
+    500: "internal_error",
+}
+
+
 def _http_error(status: int, phrase: str, message: str, extra: bytes = b"") -> bytes:
-    body = orjson.dumps({"error": message})
+    body = orjson.dumps({"error": message, "code": _ERROR_CODES.get(status, "error")})
     return (
         f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n".encode()
@@ -109,9 +119,11 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
     __slots__ = (
         "_asgi",
         "_close_timer",
+        "_early_budget",
         "_heard",
         "_on_close",
         "_on_message",
+        "_paused",
         "_ping_outstanding",
         "_reader",
         "_request",
@@ -148,6 +160,8 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._heard = False  # anything received since the last heartbeat
         self._ping_outstanding = False
+        self._early_budget = 0  # bytes held for the app before it attaches; 0: no bound
+        self._paused = False  # reading paused: too much came before the handshake's answer
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -175,10 +189,7 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if not self.handshake_complete:
-            if self._request is not None:
-                self._receive_handshake(data)
-            elif self._asgi is not None:  # frames sent before our answer: kept for after it
-                self._asgi.early_bytes += data
+            self._before_answer(data)
             return
         if self.disconnected:
             return
@@ -188,6 +199,11 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
             self._fail(exc.code, exc.reason)
             return
         self._heard = True
+        self._handle(frames)
+        if self._early_budget:
+            self._hold_early()
+
+    def _handle(self, frames: list[tuple[int, bytes]]) -> None:
         for opcode, payload in frames:
             if opcode in (BINARY, TEXT):
                 if self.close_sent:
@@ -209,6 +225,33 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
                 return
             # PONG: being heard from is all a pong is for
 
+    def _hold_early(self) -> None:
+        """Before `attach`: stop reading while more than the budget is held for the app."""
+        asgi = self._asgi
+        held = self._reader.buffered + (asgi.queued_bytes if asgi is not None else 0)
+        if held > self._early_budget:
+            self._pause()
+        elif self._paused:
+            self._resume()
+
+    def _pause(self) -> None:
+        if not self._paused and not self.disconnected:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self._paused and not self.disconnected:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def _before_answer(self, data: bytes) -> None:
+        if self._request is not None:
+            self._receive_handshake(data)
+        elif self._asgi is not None:  # frames sent before our answer: kept for after it
+            self._asgi.early_bytes += data
+            if len(self._asgi.early_bytes) > _MAX_EARLY:
+                self._pause()  # until the app answers the handshake
+
     def eof_received(self) -> bool | None:
         return None  # let the transport close: a half-closed WebSocket is of no use
 
@@ -220,9 +263,20 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
 
     # -- the transport-like side an attached app writes to --------------------------------
 
+    def limit_until_attached(self, max_buffered: int) -> None:
+        """Until `attach`: hold at most about `max_buffered` bytes for the app (a
+        partial frame and messages it has not read), then stop reading — TCP
+        backpressure: the rest waits in the client. An endpoint calls this before
+        it authenticates, so an unauthenticated socket holds only that much; a
+        client that never authenticates gets the endpoint's auth timeout."""
+        self._early_budget = max_buffered
+
     def attach(self, on_message: OnMessage, on_close: Callable[[], None]) -> None:
         """From now on, hand every message to `on_message` as it arrives; `on_close`
         runs once when the connection is gone. The ASGI side is dropped."""
+        self._early_budget = 0
+        if not self.close_sent:
+            self._resume()
         asgi, self._asgi = self._asgi, None
         if self.disconnected:
             on_close()
@@ -255,6 +309,8 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
         if self.close_sent or self.disconnected:
             return
         self.close_sent = True
+        self._reader.discard = True  # from now on only its close answer counts
+        self._resume()  # to read that answer
         payload = code.to_bytes(2, "big") + reason.encode("utf-8")[:123]
         self.transport.write(ws_frames.frame_header(CLOSE, len(payload)) + payload)
         loop = asyncio.get_running_loop()
@@ -333,7 +389,7 @@ class YsyncWebSocketProtocol(asyncio.Protocol):
             self._refuse(refusal)
             return
         assert self._asgi is not None
-        self._asgi.early_bytes = rest  # frames sent before our answer: kept for after it
+        self._asgi.early_bytes = bytearray(rest)  # frames sent before our answer: kept for after it
         self._asgi.start(target, headers)
 
     def _refuse(self, response: bytes) -> None:
@@ -369,7 +425,8 @@ class _AsgiSide:
         self.key = b""
         self.queue: deque[Message] = deque()
         self.waiter: asyncio.Future[None] | None = None
-        self.early_bytes = b""
+        self.early_bytes = bytearray()
+        self.queued_bytes = 0  # of messages the app has not read
 
     def start(self, target: str, headers: list[tuple[bytes, bytes]]) -> None:
         protocol = self.protocol
@@ -409,6 +466,7 @@ class _AsgiSide:
 
     def message(self, message: bytes | str) -> None:
         key = "bytes" if isinstance(message, bytes) else "text"
+        self.queued_bytes += len(message)
         self._put({"type": "websocket.receive", key: message})
 
     def disconnected(self, code: int) -> None:
@@ -420,6 +478,7 @@ class _AsgiSide:
             m.get("bytes", m.get("text")) for m in self.queue if m["type"] == "websocket.receive"
         ]
         self.queue.clear()
+        self.queued_bytes = 0
         return [m for m in unread if m is not None]
 
     def _put(self, event: Message) -> None:
@@ -456,7 +515,12 @@ class _AsgiSide:
                 await self.waiter
             finally:
                 self.waiter = None
-        return self.queue.popleft()
+        event = self.queue.popleft()
+        if event["type"] == "websocket.receive":
+            self.queued_bytes -= len(event.get("bytes") or event.get("text") or "")
+            if self.protocol._early_budget:
+                self.protocol._hold_early()
+        return event
 
     async def send(self, message: Message) -> None:
         protocol = self.protocol
@@ -468,8 +532,10 @@ class _AsgiSide:
                 protocol._accept(
                     self.key, message.get("subprotocol"), list(message.get("headers", []))
                 )
+                if not protocol.close_sent:
+                    protocol._resume()  # what comes next is bounded by the budget now
                 if self.early_bytes:
-                    early, self.early_bytes = self.early_bytes, b""
+                    early, self.early_bytes = bytes(self.early_bytes), bytearray()
                     protocol.data_received(early)
             elif kind == "websocket.close":
                 protocol._refuse(_http_error(403, "Forbidden", message.get("reason") or "refused"))

@@ -567,3 +567,18 @@ def test_real_updates_and_state_vectors_round_trip(edits: list[tuple[str, str]])
     assert decode(codec.encode_update(update)) == SyncUpdate(update)
     assert decode(codec.encode_sync_step2(update)) == SyncStep2(update)
     assert decode(codec.encode_sync_step1(state)) == SyncStep1(state)
+
+
+def test_state_vectors_are_bounded_and_checked_without_a_python_loop() -> None:
+    many = (
+        codec.var_uint(codec.MAX_STATE_VECTOR_ENTRIES)
+        + b"\x01\x01" * codec.MAX_STATE_VECTOR_ENTRIES
+    )
+    codec.check_state_vector(many)
+    over = codec.var_uint(codec.MAX_STATE_VECTOR_ENTRIES + 1) + b"\x01\x01" * (
+        codec.MAX_STATE_VECTOR_ENTRIES + 1
+    )
+    with pytest.raises(codec.ProtocolError, match="over 100000"):
+        codec.decode(codec.encode_sync_step1(over))
+    with pytest.raises(codec.ProtocolError, match="truncated"):
+        codec.check_state_vector(b"\x02\x01\x01\x01")

@@ -12,6 +12,8 @@ from ysync.server.ws_frames import (
     BINARY,
     CLOSE,
     CONTINUATION,
+    MAX_CONTROL_RUN,
+    MAX_FRAGMENTS,
     PING,
     TEXT,
     FrameError,
@@ -117,3 +119,60 @@ def test_server_headers_use_the_shortest_length_form() -> None:
     assert frame_header(CLOSE, 2) == b"\x88\x02"
     assert frame_header(BINARY, 126) == b"\x82\x7e\x00\x7e"
     assert frame_header(BINARY, 65536) == b"\x82\x7f" + (65536).to_bytes(8, "big")
+
+
+def test_a_message_may_come_in_at_most_max_fragments() -> None:
+    reader = FrameReader(1 << 20)
+    stream = client_frame(BINARY, b"", final=False)
+    stream += client_frame(CONTINUATION, b"", final=False) * (MAX_FRAGMENTS - 1)
+    assert reader.feed(stream) == []
+    with pytest.raises(FrameError, match="fragments") as refused:
+        reader.feed(client_frame(CONTINUATION, b""))
+    assert refused.value.code == 1009
+
+
+def test_fragments_are_joined_into_one_message() -> None:
+    reader = FrameReader(1 << 20)
+    parts = [os.urandom(3) for _ in range(100)]
+    stream = client_frame(TEXT, parts[0], final=False)
+    stream += b"".join(client_frame(CONTINUATION, p, final=False) for p in parts[1:-1])
+    stream += client_frame(CONTINUATION, parts[-1])
+    assert reader.feed(stream) == [(TEXT, b"".join(parts))]
+
+
+def test_a_flood_of_control_frames_is_refused_but_messages_reset_the_count() -> None:
+    reader = FrameReader(100)
+    pings = client_frame(PING, b"") * MAX_CONTROL_RUN
+    assert len(reader.feed(pings + client_frame(BINARY, b"m") + pings)) == 2 * MAX_CONTROL_RUN + 1
+    with pytest.raises(FrameError, match="control frames") as refused:
+        reader.feed(client_frame(PING, b""))
+    assert refused.value.code == 1008
+
+
+def test_a_large_frame_in_small_reads_is_read_once() -> None:
+    payload = os.urandom(300_000)
+    stream = client_frame(BINARY, payload) + client_frame(PING, b"after")
+    reader = FrameReader(1 << 20)
+    got = []
+    for start in range(0, len(stream), 8192):
+        got += reader.feed(stream[start : start + 8192])
+    assert got == [(BINARY, payload), (PING, b"after")]
+
+
+def test_discarding_drops_data_payloads_and_keeps_control_frames() -> None:
+    reader = FrameReader(100)
+    reader.discard = True
+    stream = client_frame(BINARY, b"x" * 90) + client_frame(CLOSE, b"\x03\xe8")
+    got = []
+    for start in range(0, len(stream), 7):
+        got += reader.feed(stream[start : start + 7])
+    assert got == [(CLOSE, b"\x03\xe8")]
+    assert not reader._buffer  # nothing of the data frame was kept
+
+
+def test_the_too_large_refusal_may_name_the_callers_limit() -> None:
+    reader = FrameReader(10)
+    reader.too_large = (4413, "message larger than 10 bytes before authentication")
+    with pytest.raises(FrameError, match="before authentication") as refused:
+        reader.feed(client_frame(BINARY, b"x" * 11)[:4])  # the header alone decides
+    assert refused.value.code == 4413
