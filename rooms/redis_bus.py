@@ -237,21 +237,24 @@ class RedisBus:
     async def _read_loop(self) -> None:
         while True:
             message = await self._pubsub.get_message(timeout=1.0)
-            if message is None or message.get("type") != "message":
-                continue
-            name = message["channel"].decode("utf-8", "replace")
-            handler = self._handlers.get(name)
-            if handler is None:
-                continue
-            try:
-                envelope = decode(message["data"])
-            except ValueError as exc:
-                log.warning("dropping a bad message on %s: %s", name, exc)
-                continue
-            try:
-                handler(envelope)
-            except Exception:
-                log.exception("bus handler failed", extra={"room": envelope.room})
+            if message is not None and message.get("type") == "message":
+                self._deliver(message)
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        """Hand one pub/sub message to its room's handler (a bad one is logged, dropped)."""
+        name = message["channel"].decode("utf-8", "replace")
+        handler = self._handlers.get(name)
+        if handler is None:
+            return
+        try:
+            envelope = decode(message["data"])
+        except ValueError as exc:
+            log.warning("dropping a bad message on %s: %s", name, exc)
+            return
+        try:
+            handler(envelope)
+        except Exception:
+            log.exception("bus handler failed", extra={"room": envelope.room})
 
     async def _publish_loop(self) -> None:
         while True:

@@ -25,7 +25,7 @@ import redis.asyncio as redis
 import redis.asyncio.cluster as redis_cluster
 from redis.exceptions import RedisError
 
-from ysync.rooms.redis_bus import _BATCH, RedisBus, _node_key, channel, decode, log
+from ysync.rooms.redis_bus import _BATCH, RedisBus, _node_key, channel
 
 SCHEMES = ("redis+cluster", "rediss+cluster")
 _POLL = 0.005  # seconds each master's pub/sub connection is waited on per round
@@ -158,19 +158,7 @@ class RedisClusterBus(RedisBus):
                 # It returns at once when nothing is subscribed: never spin.
                 await asyncio.sleep(_POLL if message is None else 0)
                 continue
-            name = message["channel"].decode("utf-8", "replace")
-            handler = self._handlers.get(name)
-            if handler is None:
-                continue
-            try:
-                envelope = decode(message["data"])
-            except ValueError as exc:
-                log.warning("dropping a bad message on %s: %s", name, exc)
-                continue
-            try:
-                handler(envelope)
-            except Exception:
-                log.exception("bus handler failed", extra={"room": envelope.room})
+            self._deliver(message)
 
     async def _flush_queue(self) -> None:
         async with self._flushing:

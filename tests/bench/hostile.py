@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -28,29 +26,10 @@ from ysync.rooms.lib0 import var_string, var_uint
 
 from fuzz.poison import deep_any
 from support import authtokens as tk
+from support.raw_ws import client_frame, handshake
 from support.servers import YsyncProcess
 
 MIB = 1024 * 1024
-
-
-def frame(opcode: int, payload: bytes, final: bool = True) -> bytes:
-    first = (0x80 if final else 0) | opcode
-    n = len(payload)
-    if n < 126:
-        head = bytes((first, 0x80 | n))
-    elif n < 65536:
-        head = bytes((first, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((first, 0x80 | 127)) + n.to_bytes(8, "big")
-    return head + b"\x00\x00\x00\x00" + payload
-
-
-def handshake(path: str) -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (
-        f"GET /{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
 
 
 def rss(server: YsyncProcess) -> int:
@@ -86,23 +65,23 @@ async def send(writer: asyncio.StreamWriter, data: bytes, timeout: float = 10) -
 async def pre_auth_32mib(server: YsyncProcess) -> list[asyncio.StreamWriter]:
     """A 32 MiB frame sent instead of an auth message."""
     _, writer = await ws(server, "victim")
-    await send(writer, frame(0x2, b"x" * (32 * MIB)), timeout=3)
+    await send(writer, client_frame(0x2, b"x" * (32 * MIB)), timeout=3)
     return [writer]
 
 
 async def after_refusal(server: YsyncProcess) -> list[asyncio.StreamWriter]:
     """A bad token, then a 30 MiB frame that never ends, ignoring the 4401."""
     _, writer = await ws(server, "victim")
-    await send(writer, frame(0x2, b"\x02\x00\x03bad"))
-    await send(writer, frame(0x2, b"y" * (30 * MIB))[:14] + b"y" * (29 * MIB), timeout=3)
+    await send(writer, client_frame(0x2, b"\x02\x00\x03bad"))
+    await send(writer, client_frame(0x2, b"y" * (30 * MIB))[:14] + b"y" * (29 * MIB), timeout=3)
     return [writer]
 
 
 async def empty_fragments(server: YsyncProcess) -> list[asyncio.StreamWriter]:
     """An authenticated socket: one message of 2,000,000 empty continuation frames."""
     _, writer = await ws(server, f"victim?token={tk.token()}")
-    await send(writer, frame(0x2, b"", final=False))
-    await send(writer, frame(0x0, b"", final=False) * 2_000_000, timeout=5)
+    await send(writer, client_frame(0x2, b"", final=False))
+    await send(writer, client_frame(0x0, b"", final=False) * 2_000_000, timeout=5)
     return [writer]
 
 
@@ -129,7 +108,7 @@ async def big_heads(server: YsyncProcess) -> list[asyncio.StreamWriter]:
 async def deep_update(server: YsyncProcess) -> list[asyncio.StreamWriter]:
     """One 80 KB update nesting Any arrays 40,000 deep (crashed main)."""
     _, writer = await ws(server, f"victim?token={tk.token()}")
-    await send(writer, frame(0x2, codec.encode_update(deep_any(40_000))))
+    await send(writer, client_frame(0x2, codec.encode_update(deep_any(40_000))))
     await asyncio.sleep(1)
     return [writer]
 
@@ -140,10 +119,10 @@ async def gapped_flood(server: YsyncProcess) -> list[asyncio.StreamWriter]:
     for i in range(200):
         item = b"\x04" + var_uint(1) + var_string("t") + var_string("x")
         update = b"\x01\x01" + var_uint(5) + var_uint(2 + 2 * i) + item + b"\x00"
-        await send(writer, frame(0x2, codec.encode_update(update)))
+        await send(writer, client_frame(0x2, codec.encode_update(update)))
     item = b"\x04" + var_uint(1) + var_string("t") + var_string("z" * (4 * MIB))
     big = b"\x01\x01" + var_uint(6) + var_uint(1) + item + b"\x00"
-    await send(writer, frame(0x2, codec.encode_update(big)))
+    await send(writer, client_frame(0x2, codec.encode_update(big)))
     await asyncio.sleep(1)
     return [writer]
 
@@ -153,7 +132,7 @@ async def sv_bomb(server: YsyncProcess) -> list[asyncio.StreamWriter]:
     _, writer = await ws(server, f"victim?token={tk.token()}")
     bomb = codec.encode_sync_step1(var_uint(2_000_000) + b"\x01\x01" * 2_000_000)
     for _ in range(5):
-        await send(writer, frame(0x2, bomb))
+        await send(writer, client_frame(0x2, bomb))
     await asyncio.sleep(1)
     return [writer]
 
@@ -180,7 +159,7 @@ async def bystander(server: YsyncProcess, stop: asyncio.Event) -> float:
     try:
         while not stop.is_set():
             started = time.monotonic()
-            writer.write(frame(0x2, codec.encode_sync_step1(b"\x00")))
+            writer.write(client_frame(0x2, codec.encode_sync_step1(b"\x00")))
             async with asyncio.timeout(60):
                 while True:
                     _first, second = await reader.readexactly(2)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import os
 import random
 import sys
@@ -46,31 +45,11 @@ from ysync.rooms import codec
 from ysync.rooms.lib0 import var_string, var_uint
 
 from fuzz.poison import deep_any, deep_maps, deep_maps_delete
+from support.raw_ws import client_frame, handshake
 from support.servers import YsyncProcess
 
 FRAMES_PER_CONNECTION = 64
 MAX_INPUT = 4096  # bytes of one mutated input (the deep ones are built, not mutated)
-
-
-def ws_frame(opcode: int, payload: bytes, final: bool = True) -> bytes:
-    """A client frame masked with a zero key (legal, and the payload stays as is)."""
-    first = (0x80 if final else 0) | opcode
-    n = len(payload)
-    if n < 126:
-        head = bytes((first, 0x80 | n))
-    elif n < 65536:
-        head = bytes((first, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((first, 0x80 | 127)) + n.to_bytes(8, "big")
-    return head + b"\x00\x00\x00\x00" + payload
-
-
-def handshake(room: str) -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (
-        f"GET /{room} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
 
 
 def mutate(rng: random.Random, data: bytes) -> bytes:
@@ -171,7 +150,7 @@ class Inputs:
         for _ in range(rng.randint(1, 8)):
             payload = self.message() if rng.random() < 0.5 else rng.randbytes(rng.randint(0, 200))
             opcode = rng.choice((0x0, 0x1, 0x2, 0x8, 0x9, 0xA, 0x3, 0xF))
-            frame = ws_frame(opcode, payload, final=rng.random() < 0.7)
+            frame = client_frame(opcode, payload, final=rng.random() < 0.7)
             out += frame if rng.random() < 0.7 else mutate(rng, frame)
         return bytes(out)
 
@@ -195,7 +174,7 @@ class Tally:
         return sum(self.inputs.values())
 
 
-MARKER = ws_frame(0x2, codec.encode_query_awareness())  # answered by an awareness frame
+MARKER = client_frame(0x2, codec.encode_query_awareness())  # answered by an awareness frame
 
 
 async def _answers(reader: asyncio.StreamReader, timeout: float) -> tuple[int, str]:
@@ -232,7 +211,7 @@ async def _ws_batch(port: int, parts: list[bytes], tally: Tally, family: str) ->
         if not head.startswith(b"HTTP/1.1 101"):
             tally.closes["http:" + head[9:12].decode("latin-1")] += 1
             return
-        writer.write(b"".join(part + MARKER for part in parts) + ws_frame(0x8, b"\x03\xe8"))
+        writer.write(b"".join(part + MARKER for part in parts) + client_frame(0x8, b"\x03\xe8"))
         await writer.drain()
         answers, code = await _answers(reader, 10)
         tally.closes[code] += 1
@@ -271,9 +250,9 @@ async def _one_job(port: int, inputs: Inputs, tally: Tally, job: int) -> None:
     if family == "frames":
         parts = [inputs.frames_stream() for _ in range(count)]
     elif family == "codec":
-        parts = [ws_frame(0x2, inputs.message()) for _ in range(count)]
+        parts = [client_frame(0x2, inputs.message()) for _ in range(count)]
     else:
-        parts = [ws_frame(0x2, codec.encode_update(inputs.update())) for _ in range(count)]
+        parts = [client_frame(0x2, codec.encode_update(inputs.update())) for _ in range(count)]
     await _ws_batch(port, parts, tally, family)
 
 
