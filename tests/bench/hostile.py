@@ -26,7 +26,7 @@ from ysync.rooms.lib0 import var_string, var_uint
 
 from fuzz.poison import deep_any
 from support import authtokens as tk
-from support.raw_ws import client_frame, handshake
+from support.raw_ws import client_frame, handshake, read_server_frame
 from support.servers import YsyncProcess
 
 MIB = 1024 * 1024
@@ -162,13 +162,7 @@ async def bystander(server: YsyncProcess, stop: asyncio.Event) -> float:
             writer.write(client_frame(0x2, codec.encode_sync_step1(b"\x00")))
             async with asyncio.timeout(60):
                 while True:
-                    _first, second = await reader.readexactly(2)
-                    n = second & 0x7F
-                    if n == 126:
-                        n = int.from_bytes(await reader.readexactly(2), "big")
-                    elif n == 127:
-                        n = int.from_bytes(await reader.readexactly(8), "big")
-                    payload = await reader.readexactly(n)
+                    _first, payload = await read_server_frame(reader)
                     if payload[:2] == b"\x00\x01":
                         break
             worst = max(worst, time.monotonic() - started)

@@ -45,7 +45,7 @@ from ysync.rooms import codec
 from ysync.rooms.lib0 import var_string, var_uint
 
 from fuzz.poison import deep_any, deep_maps, deep_maps_delete
-from support.raw_ws import client_frame, handshake
+from support.raw_ws import client_frame, handshake, read_server_frame
 from support.servers import YsyncProcess
 
 FRAMES_PER_CONNECTION = 64
@@ -184,13 +184,7 @@ async def _answers(reader: asyncio.StreamReader, timeout: float) -> tuple[int, s
     try:
         async with asyncio.timeout(timeout):
             while True:
-                first, second = await reader.readexactly(2)
-                n = second & 0x7F
-                if n == 126:
-                    n = int.from_bytes(await reader.readexactly(2), "big")
-                elif n == 127:
-                    n = int.from_bytes(await reader.readexactly(8), "big")
-                payload = await reader.readexactly(n)
+                first, payload = await read_server_frame(reader)
                 if first & 0x0F == 0x8:
                     return answers, str(int.from_bytes(payload[:2], "big")) if payload else "1005"
                 if first & 0x0F == 0x2 and payload[:1] == b"\x01":
